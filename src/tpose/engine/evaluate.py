@@ -71,7 +71,9 @@ class EvalReport:
             lines.extend("  " + "  ".join(cells[i : i + 4]) for i in range(0, len(cells), 4))
         coco = [(n, v) for n, v in self.metrics.items() if n.startswith(("AP", "AR"))]
         if coco:
-            lines.append(f"COCO keypoints ({self.boxes_label}): " + "  ".join(f"{n} {v:.4f}" for n, v in coco))
+            # pycocotools reports -1 for an area range without ground truth
+            cells = [f"{n} {v:.4f}" if v >= 0 else f"{n} n/a" for n, v in coco]
+            lines.append(f"COCO keypoints ({self.boxes_label}): " + "  ".join(cells))
         if self.results_path is not None:
             lines.append(f"results: {self.results_path}")
         return "\n".join(lines)
