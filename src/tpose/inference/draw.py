@@ -1,0 +1,96 @@
+"""Skeleton drawing in the keypoint set's colours, sized to the image so it reads at any resolution."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from ..data.keypoint_sets import KeypointSet
+
+_SHIFT = 4  # OpenCV fixed-point bits: sub-pixel accurate, anti-aliased drawing
+_ONE = 1 << _SHIFT
+
+
+class _Pose(Protocol):
+    keypoints: np.ndarray
+    scores: np.ndarray
+    box: np.ndarray
+
+
+def line_width_for(image_shape: Sequence[int]) -> int:
+    """About 1 px per 240 px of the shorter side (2 px for a 640x480 photo)."""
+    return max(1, int(round(min(image_shape[0], image_shape[1]) / 240)))
+
+
+def _fixed(point: np.ndarray) -> tuple[int, int]:
+    return int(round(float(point[0]) * _ONE)), int(round(float(point[1]) * _ONE))
+
+
+def draw_keypoints(
+    canvas: np.ndarray,
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    keypoint_set: KeypointSet,
+    threshold: float = 0.3,
+    line_width: int | None = None,
+) -> np.ndarray:
+    """Draw one person's skeleton onto ``canvas`` (RGB uint8) in place and return it.
+
+    Only keypoints scoring at least ``threshold`` are drawn, and only limbs whose both ends are drawn;
+    a limb takes the mean colour of its two joints, so left/right limbs keep their side's colour.
+    """
+    kpts = np.asarray(keypoints, dtype=np.float64).reshape(-1, 2)
+    conf = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(kpts) != keypoint_set.num_keypoints or len(conf) != len(kpts):
+        raise ValueError(
+            f"{len(kpts)} keypoints / {len(conf)} scores do not fit keypoint set {keypoint_set.name!r} "
+            f"({keypoint_set.num_keypoints} keypoints)"
+        )
+    width = line_width or line_width_for(canvas.shape)
+    radius = max(2, int(round(width * 1.5)))
+    shown = (conf >= threshold) & np.isfinite(kpts).all(axis=1)
+    colors = np.asarray(keypoint_set.colors, dtype=np.float64)
+    for a, b in keypoint_set.skeleton:
+        if shown[a] and shown[b]:
+            color = tuple(int(c) for c in (colors[a] + colors[b]) / 2)
+            cv2.line(canvas, _fixed(kpts[a]), _fixed(kpts[b]), color, width, cv2.LINE_AA, _SHIFT)
+    for k in np.flatnonzero(shown):
+        color = tuple(int(c) for c in colors[k])
+        cv2.circle(canvas, _fixed(kpts[k]), radius * _ONE, color, -1, cv2.LINE_AA, _SHIFT)
+        cv2.circle(canvas, _fixed(kpts[k]), radius * _ONE, (255, 255, 255), max(1, width // 2), cv2.LINE_AA, _SHIFT)
+    return canvas
+
+
+def draw_box(
+    canvas: np.ndarray, box: np.ndarray, color: tuple[int, int, int] = (255, 255, 255), width: int = 1
+) -> None:
+    x, y, w, h = (float(v) for v in np.asarray(box).reshape(-1)[:4])
+    cv2.rectangle(canvas, _fixed((x, y)), _fixed((x + w, y + h)), color, width, cv2.LINE_AA, _SHIFT)
+
+
+def draw_poses(
+    image: np.ndarray,
+    persons: Sequence[_Pose],
+    keypoint_set: KeypointSet,
+    threshold: float = 0.3,
+    draw_boxes: bool = False,
+    line_width: int | None = None,
+) -> np.ndarray:
+    """A new RGB uint8 image with every person's skeleton (and optionally box) drawn on a copy of ``image``."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"draw_poses expects an RGB image [H, W, 3], got shape {image.shape}")
+    if image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    canvas = np.ascontiguousarray(image).copy()
+    width = line_width or line_width_for(canvas.shape)
+    for person in persons:
+        if draw_boxes:
+            draw_box(canvas, person.box, width=max(1, width // 2))
+        draw_keypoints(canvas, person.keypoints, person.scores, keypoint_set, threshold, width)
+    return canvas

@@ -1,0 +1,130 @@
+"""Prediction files: a readable per-image (or per-video) JSON with named keypoints, and COCO results for scoring.
+
+The COCO results file is what ``pycocotools``' ``COCO.loadRes`` and the COCO evaluation server expect:
+one record per person with the keypoints flattened to ``[x1, y1, s1, x2, ...]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..data.keypoint_sets import KeypointSet
+
+DECIMALS = 2
+
+
+class _Pose(Protocol):
+    keypoints: np.ndarray
+    scores: np.ndarray
+    box: np.ndarray
+    box_score: float
+    score: float
+
+
+def _r(value: float, decimals: int = DECIMALS) -> float:
+    return round(float(value), decimals)
+
+
+def person_record(person: _Pose, keypoint_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """``{box, box_score, score, keypoints}``; keypoints are ``{name: [x, y, score]}`` when names are given."""
+    kpts = np.asarray(person.keypoints, dtype=np.float64).reshape(-1, 2)
+    scores = np.asarray(person.scores, dtype=np.float64).reshape(-1)
+    triples = [[_r(x), _r(y), _r(s, 4)] for (x, y), s in zip(kpts, scores, strict=True)]
+    keypoints: dict[str, list[float]] | list[list[float]]
+    if keypoint_names:
+        if len(keypoint_names) != len(triples):
+            raise ValueError(f"{len(keypoint_names)} keypoint names for {len(triples)} keypoints")
+        keypoints = dict(zip(keypoint_names, triples, strict=True))
+    else:
+        keypoints = triples
+    return {
+        "box": [_r(v) for v in np.asarray(person.box).reshape(-1)[:4]],
+        "box_score": _r(person.box_score, 4),
+        "score": _r(person.score, 4),
+        "keypoints": keypoints,
+    }
+
+
+def image_record(
+    file: str,
+    image_size: tuple[int, int],
+    persons: Iterable[_Pose],
+    keypoint_set: KeypointSet | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The per-image JSON: ``file``, ``size`` (width, height), ``keypoint_set`` and ``persons``.
+
+    ``image_size`` is (H, W). ``extra`` fields (e.g. ``image_id``, ``boxes``) are added as given.
+    """
+    names = keypoint_set.names if keypoint_set is not None else None
+    record: dict[str, Any] = {
+        "file": str(file),
+        "size": {"width": int(image_size[1]), "height": int(image_size[0])},
+    }
+    if keypoint_set is not None:
+        record["keypoint_set"] = keypoint_set.name
+    record.update(extra)
+    record["persons"] = [person_record(p, names) for p in persons]
+    return record
+
+
+def video_record(
+    file: str,
+    fps: float,
+    frame_size: tuple[int, int],
+    frames: Iterable[tuple[int, Iterable[_Pose]]],
+    keypoint_set: KeypointSet | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One JSON for a whole video: per-frame ``{frame, time, persons}``; ``frame_size`` is (H, W)."""
+    names = keypoint_set.names if keypoint_set is not None else None
+    record: dict[str, Any] = {
+        "file": str(file),
+        "fps": _r(fps, 3),
+        "size": {"width": int(frame_size[1]), "height": int(frame_size[0])},
+    }
+    if keypoint_set is not None:
+        record["keypoint_set"] = keypoint_set.name
+    record.update(extra)
+    record["frames"] = [
+        {"frame": int(i), "time": _r(i / fps if fps else 0.0, 3), "persons": [person_record(p, names) for p in ps]}
+        for i, ps in frames
+    ]
+    return record
+
+
+def coco_keypoint_results(image_id: int, persons: Iterable[_Pose], category_id: int = 1) -> list[dict[str, Any]]:
+    """COCO keypoint results records for one image (keypoint score as the third value of each triple)."""
+    out = []
+    for p in persons:
+        kpts = np.asarray(p.keypoints, dtype=np.float64).reshape(-1, 2)
+        scores = np.asarray(p.scores, dtype=np.float64).reshape(-1)
+        flat = np.concatenate([kpts, scores[:, None]], axis=1).reshape(-1)
+        out.append(
+            {
+                "image_id": int(image_id),
+                "category_id": int(category_id),
+                "keypoints": [_r(v, 3) for v in flat],
+                "score": _r(p.score, 5),
+                "bbox": [_r(v) for v in np.asarray(p.box).reshape(-1)[:4]],
+            }
+        )
+    return out
+
+
+def write_json(path: str | Path, data: Any, indent: int | None = 1) -> Path:
+    """Write JSON through a temporary file, so an interrupted run never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as f:
+        json.dump(data, f, indent=indent, allow_nan=False)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,271 @@
+"""Where prediction inputs come from: one image, a folder, a list of files or a video, plus detector boxes.
+
+A batch job over thousands of files should not die on one unreadable image, so image sources collect the
+files they could not read (``source.skipped``) and carry on; a single image given on its own raises instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..data.image_io import ImageReadError, read_image
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
+
+
+@dataclass
+class Frame:
+    """One input picture: RGB uint8 ``image`` [H, W, 3]; ``index`` is its position (the frame number for videos)."""
+
+    name: str
+    image: np.ndarray
+    index: int
+    path: Path | None = None
+
+
+@dataclass
+class SkippedFile:
+    path: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"file": self.path, "reason": self.reason}
+
+
+@dataclass
+class ImageFiles:
+    """Image files read one at a time, in the given order."""
+
+    paths: list[Path]
+    skip_errors: bool = True
+    kind: str = "folder"
+    root: Path | None = None
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+    fps: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index, path in enumerate(self.paths):
+            try:
+                image = read_image(path)
+            except ImageReadError as err:
+                if not self.skip_errors:
+                    raise
+                self.skipped.append(SkippedFile(str(path), str(err)))
+                continue
+            yield Frame(name=self._name(path), image=image, index=index, path=path)
+
+    def _name(self, path: Path) -> str:
+        if self.root is not None:
+            try:
+                return path.relative_to(self.root).as_posix()
+            except ValueError:
+                pass
+        return path.name
+
+
+@dataclass
+class VideoFrames:
+    """The frames of a video file via OpenCV, as RGB; ``fps`` and ``frame_size`` (H, W) are kept for writing."""
+
+    path: Path
+    kind: str = "video"
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        capture = self._open()
+        try:
+            fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+            self.fps: float = fps if np.isfinite(fps) and fps > 0 else 25.0
+            self.num_frames: int = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0)
+            self.frame_size: tuple[int, int] = (
+                int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            )
+        finally:
+            capture.release()
+
+    def _open(self) -> cv2.VideoCapture:
+        capture = cv2.VideoCapture(str(self.path))
+        if not capture.isOpened():
+            capture.release()
+            raise ImageReadError(f"{self.path}: cannot open the video (missing, corrupt or an unsupported codec)")
+        return capture
+
+    def __len__(self) -> int:
+        """The frame count the container reports; it can be approximate."""
+        return self.num_frames
+
+    def __iter__(self) -> Iterator[Frame]:
+        capture = self._open()
+        stem = self.path.stem
+        try:
+            index = 0
+            while True:
+                ok, bgr = capture.read()
+                if not ok or bgr is None:
+                    break
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                yield Frame(name=f"{stem}#{index:06d}", image=rgb, index=index, path=self.path)
+                index += 1
+        finally:
+            capture.release()
+        if index == 0:
+            self.skipped.append(SkippedFile(str(self.path), "no frame could be decoded"))
+
+
+ImageSource = ImageFiles | VideoFrames
+
+
+def is_video(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
+    """Image files in ``folder`` (by extension, case-insensitive), sorted by path."""
+    folder = Path(folder)
+    pattern = "**/*" if recursive else "*"
+    return sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def open_source(
+    source: str | Path | Sequence[str | Path], skip_errors: bool | None = None, recursive: bool = False
+) -> ImageSource:
+    """An iterable of :class:`Frame` for an image file, a folder of images, a list of image files or a video.
+
+    ``skip_errors`` (default: on for folders and lists, off for a single image) records unreadable
+    images in ``source.skipped`` instead of raising :class:`ImageReadError`.
+    """
+    if isinstance(source, (list, tuple)):
+        paths = [Path(p) for p in source]
+        return ImageFiles(paths, skip_errors=True if skip_errors is None else skip_errors, kind="files")
+    path = Path(source)
+    if path.is_dir():
+        paths = list_images(path, recursive=recursive)
+        if not paths:
+            exts = ", ".join(sorted(IMAGE_EXTENSIONS))
+            raise ValueError(f"{path}: the folder holds no images (looked for {exts})")
+        return ImageFiles(paths, skip_errors=True if skip_errors is None else skip_errors, kind="folder", root=path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such image, folder or video")
+    if is_video(path):
+        return VideoFrames(path)
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        known = ", ".join(sorted(IMAGE_EXTENSIONS | VIDEO_EXTENSIONS))
+        raise ValueError(f"{path}: unknown file type {path.suffix!r}; expected an image or video ({known})")
+    return ImageFiles([path], skip_errors=False if skip_errors is None else skip_errors, kind="image")
+
+
+def load_coco_image_ids(gt_json: str | Path | dict) -> dict[str, int]:
+    """``file_name`` -> image id from a COCO ground-truth file (its ``images`` list)."""
+    data = _read_json(gt_json) if not isinstance(gt_json, dict) else gt_json
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise ValueError(f"{gt_json}: not a COCO annotation file (no 'images' list)")
+    ids: dict[str, int] = {}
+    for i, record in enumerate(data["images"]):
+        try:
+            ids[Path(str(record["file_name"])).name] = int(record["id"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{gt_json}: images[{i}] needs 'file_name' and an integer 'id', got {record!r}") from None
+    return ids
+
+
+def image_id_for(name: str | Path, name_to_id: dict[str, int] | None = None) -> int | None:
+    """A file's COCO image id: from ``name_to_id`` (a ground-truth file) or its numeric stem (``000000000785.jpg``)."""
+    base = Path(str(name)).name
+    if name_to_id and base in name_to_id:
+        return name_to_id[base]
+    stem = Path(base).stem
+    return int(stem) if stem.isdigit() else None
+
+
+@dataclass
+class Detections:
+    """Person boxes (x, y, w, h) and scores per image id, from a COCO detection-results file."""
+
+    boxes: dict[int, tuple[np.ndarray, np.ndarray]]
+    name_to_id: dict[str, int] = field(default_factory=dict)
+    source: str = ""
+    dropped: int = 0  # records below the score threshold, of another category, or with an empty box
+
+    def __len__(self) -> int:
+        return sum(len(s) for _, s in self.boxes.values())
+
+    def image_id(self, name: str | Path) -> int | None:
+        return image_id_for(name, self.name_to_id)
+
+    def for_image(self, name: str | Path | int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Boxes [N, 4] and scores [N] of an image (by id or file name), best first; None when its id is unknown."""
+        image_id = name if isinstance(name, (int, np.integer)) else self.image_id(name)
+        if image_id is None:
+            return None
+        empty = (np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+        return self.boxes.get(int(image_id), empty)
+
+
+def load_detections(
+    path: str | Path,
+    gt_json: str | Path | None = None,
+    min_score: float = 0.0,
+    category_id: int | None = 1,
+) -> Detections:
+    """Read a COCO detection-results JSON (a list of ``{image_id, bbox, score, category_id}``).
+
+    Files are matched to image ids through ``gt_json`` (``images[].file_name``) when given, else by their
+    numeric stem. Records of other categories (when ``category_id`` is set) or scoring below ``min_score``
+    are dropped; a malformed record raises ``ValueError`` naming it.
+    """
+    data = _read_json(path)
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: a detection-results file holds a JSON list of records, got {type(data).__name__}")
+    per_image: dict[int, list[tuple[list[float], float]]] = {}
+    dropped = 0
+    for i, record in enumerate(data):
+        try:
+            image_id = int(record["image_id"])
+            box = [float(v) for v in record["bbox"]]
+            score = float(record.get("score", 1.0))
+            category = record.get("category_id")
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(
+                f"{path}: record {i} needs 'image_id', a 4-number 'bbox' and a numeric 'score', got {record!r}"
+            ) from None
+        if len(box) != 4 or not all(np.isfinite(box)) or not np.isfinite(score):
+            raise ValueError(f"{path}: record {i} has a bad bbox or score (need finite x, y, w, h): {record!r}")
+        if (category_id is not None and category is not None and int(category) != category_id) or score < min_score:
+            dropped += 1
+            continue
+        if box[2] <= 1e-3 or box[3] <= 1e-3:
+            dropped += 1
+            continue
+        per_image.setdefault(image_id, []).append((box, score))
+    boxes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for image_id, items in per_image.items():
+        items.sort(key=lambda item: -item[1])
+        boxes[image_id] = (
+            np.array([b for b, _ in items], dtype=np.float32).reshape(-1, 4),
+            np.array([s for _, s in items], dtype=np.float32),
+        )
+    name_to_id = load_coco_image_ids(gt_json) if gt_json is not None else {}
+    return Detections(boxes=boxes, name_to_id=name_to_id, source=str(path), dropped=dropped)
+
+
+def _read_json(path: str | Path) -> object:
+    path = Path(path)
+    try:
+        with path.open() as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
