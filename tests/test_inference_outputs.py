@@ -160,6 +160,7 @@ def test_run_predict_with_detections_and_coco_results(tiny: tpose.TransPose, tmp
         detections=DET / "test_coco_det_AP_H_56.json",
         det_gt=DET / "test_coco.json",
         min_box_score=0.6,
+        nms_threshold=None,
         coco_results=out / "results.json",
         save_images=False,
         progress=False,

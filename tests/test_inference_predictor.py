@@ -223,6 +223,18 @@ def test_boxes_from_a_detection_file(predictor: PosePredictor) -> None:
     assert len(out[0][2]) == len(persons)
 
 
+def test_oks_nms_merges_duplicate_boxes_of_one_person() -> None:
+    pred = PosePredictor(DotFinder(), flip_test=False)
+    image = dot_image(200, 300, 123.4, 87.7)
+    boxes = [[80, 40, 90, 120], [82, 41, 88, 118], [60, 60, 140, 50]]  # all on the dot; the first two alike
+    persons = pred.predict(image, boxes, [0.5, 0.9, 0.7])
+    kept = pred.suppress(persons, 0.9)
+    assert len(kept) == 1 and kept[0].box_score == pytest.approx(0.9)  # the best-scored duplicate survives
+    far = pred.predict(dot_image(200, 300, 40.0, 150.0), [[10, 110, 60, 80]], [0.8])
+    assert len(pred.suppress(persons + far, 0.9)) == 2  # a different person is kept
+    assert pred.suppress(persons[:1]) == persons[:1]
+
+
 def test_person_score_uses_only_confident_keypoints() -> None:
     assert person_score(np.array([0.9, 0.1, 0.5, 0.2]), 0.5) == pytest.approx(0.5 * 0.7)
     assert person_score(np.array([0.1, 0.05]), 1.0) == 0.0

@@ -22,6 +22,7 @@ from ..codecs.decode import decode_heatmaps, flip_heatmaps_back, heatmap_to_imag
 from ..data.affine import box_to_center_scale, crop
 from ..data.image_io import read_image
 from ..data.keypoint_sets import COCO17, LSP14, MPII16, KeypointSet, get_keypoint_set
+from ..engine.metrics import oks_nms, rescore
 from .results import person_record
 from .sources import Detections, Frame, ImageSource, load_detections, open_source
 
@@ -50,9 +51,7 @@ class PersonPose:
 
 def person_score(keypoint_scores: np.ndarray, box_score: float, threshold: float = PERSON_SCORE_THRESHOLD) -> float:
     """Box score x mean of the keypoint scores above ``threshold`` (0 when none is)."""
-    s = np.asarray(keypoint_scores, dtype=np.float64)
-    confident = s[s > threshold]
-    return float(box_score) * float(confident.mean()) if confident.size else 0.0
+    return float(rescore(np.asarray(keypoint_scores).reshape(1, -1), float(box_score), threshold)[0])
 
 
 def default_keypoint_set(num_keypoints: int) -> KeypointSet:
@@ -372,16 +371,30 @@ class PosePredictor:
             for i in range(len(patches))
         ]
 
+    def suppress(self, persons: Sequence[PersonPose], threshold: float = 0.9) -> list[PersonPose]:
+        """Greedy OKS non-maximum suppression (the released evaluation's, at 0.9): duplicates of one person
+        from overlapping detector boxes collapse into the best-scored one. Kept persons stay in score order."""
+        if len(persons) < 2:
+            return list(persons)
+        records = []
+        for p in persons:
+            _, scale = self.center_scale(p.box)
+            records.append({"keypoints": p.keypoints, "score": p.score, "area": float(scale[0] * scale[1]) * 200**2})
+        keep = oks_nms(records, threshold, self.keypoint_set.sigmas)
+        return [persons[i] for i in keep]
+
     def predict_frames(
         self,
         source: ImageSource,
         detections: Detections | None = None,
         min_box_score: float = 0.0,
+        nms_threshold: float | None = None,
     ) -> Iterator[tuple[Frame, list[PersonPose]]]:
         """(frame, persons) for every readable frame of a source, in order, batching crops across frames.
 
         With ``detections``, a frame's boxes are looked up by file name (video frames: by frame index);
         frames it has no boxes for get no persons. Without, each frame is one whole-image box.
+        ``nms_threshold`` applies :meth:`suppress` per frame.
         """
         pending: list[tuple[Frame, np.ndarray, np.ndarray]] = []
         num_crops = 0
@@ -398,24 +411,27 @@ class PosePredictor:
             pending.append((frame, b, s))
             num_crops += len(b)
             if num_crops >= self.batch_size:
-                yield from self._flush(pending)
+                yield from self._flush(pending, nms_threshold)
                 pending, num_crops = [], 0
-        yield from self._flush(pending)
+        yield from self._flush(pending, nms_threshold)
 
-    def _flush(self, pending: list[tuple[Frame, np.ndarray, np.ndarray]]) -> Iterator[tuple[Frame, list[PersonPose]]]:
+    def _flush(
+        self, pending: list[tuple[Frame, np.ndarray, np.ndarray]], nms_threshold: float | None
+    ) -> Iterator[tuple[Frame, list[PersonPose]]]:
         if not pending:
             return
         results = self.predict_batch(
             [f.image for f, _, _ in pending], [b for _, b, _ in pending], [s for _, _, s in pending]
         )
         for (frame, _, _), persons in zip(pending, results, strict=True):
-            yield frame, persons
+            yield frame, persons if nms_threshold is None else self.suppress(persons, nms_threshold)
 
     def predict_path(
         self,
         path: str | Path | Sequence[str | Path] | ImageSource,
         detections: Detections | str | Path | None = None,
         min_box_score: float = 0.0,
+        nms_threshold: float | None = None,
     ) -> Iterator[tuple[str, np.ndarray, list[PersonPose]]]:
         """(source name, RGB image, persons) for an image, a folder, a list of files or a video.
 
@@ -425,7 +441,7 @@ class PosePredictor:
         source = path if isinstance(path, ImageSource) else open_source(path)
         if detections is not None and not isinstance(detections, Detections):
             detections = load_detections(detections)
-        for frame, persons in self.predict_frames(source, detections, min_box_score):
+        for frame, persons in self.predict_frames(source, detections, min_box_score, nms_threshold):
             yield frame.name, frame.image, persons
 
 
@@ -524,6 +540,7 @@ def run_predict(
     detections: str | Path | None = None,
     det_gt: str | Path | None = None,
     min_box_score: float = 0.0,
+    nms_threshold: float | None = 0.9,
     draw_threshold: float = 0.3,
     device: str = "cpu",
     flip_test: bool = True,
@@ -542,7 +559,8 @@ def run_predict(
 
     Writes ``<stem>_pose.jpg`` and ``<stem>_pose.json`` per image, or ``<stem>_pose.mp4`` and one
     ``<stem>_pose.json`` with every frame for a video, into ``output_dir``; ``coco_results`` names an
-    optional COCO keypoint results file. Unreadable images are skipped and listed in the summary.
+    optional COCO keypoint results file. With ``detections``, persons pass OKS-NMS at ``nms_threshold``
+    (None: off). Unreadable images are skipped and listed in the summary.
     """
     import time
     import warnings
@@ -586,7 +604,8 @@ def run_predict(
     processed = persons_total = 0
     bar = tqdm(total=len(source) or None, disable=not progress, unit="frame" if is_video else "img", desc="predict")
     try:
-        for frame, persons in predictor.predict_frames(source, dets, min_box_score):
+        nms = nms_threshold if dets is not None else None
+        for frame, persons in predictor.predict_frames(source, dets, min_box_score, nms):
             processed += 1
             persons_total += len(persons)
             bar.update(1)
@@ -635,7 +654,11 @@ def run_predict(
         "model": type(model).__name__ if isinstance(model, nn.Module) else str(model),
         "weights": None if weights is None else str(weights),
         "keypoint_set": kset.name,
-        "boxes": (f"detections from {detections} (score >= {min_box_score})" if dets is not None else "whole image"),
+        "boxes": (
+            f"detections from {detections} (score >= {min_box_score}, OKS-NMS {nms_threshold})"
+            if dets is not None
+            else "whole image"
+        ),
         "processed": processed,
         "persons": persons_total,
         "skipped": [s.to_dict() for s in source.skipped],
