@@ -49,7 +49,7 @@ class HighResolutionModule(nn.Module):
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
-        xs = [branch(x) for branch, x in zip(self.branches, xs)]
+        xs = [branch(x) for branch, x in zip(self.branches, xs, strict=True)]
         out = []
         for i, row in enumerate(self.fuse_layers):
             y = xs[i]

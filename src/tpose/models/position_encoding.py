@@ -21,8 +21,8 @@ def sine_table(h: int, w: int, d: int, temperature: float = 10000.0) -> torch.Te
 
     Computed in float32 as the released code does, so values match its checkpoints bit for bit.
     """
-    if d % 2:
-        raise ValueError(f"sine position embedding needs an even width d, got {d}")
+    if d % 4:  # each half (y, x) holds sin/cos pairs
+        raise ValueError(f"sine position embedding needs d_model divisible by 4, got {d}")
     n = d // 2
     eps, scale = 1e-6, 2 * math.pi
     area = torch.ones(1, h, w, dtype=torch.float32)
