@@ -125,9 +125,21 @@ def test_boxes_from_a_detections_file(tmp_path):
         run_explain(LSPET_IMAGE, tmp_path, model=_tiny(), box=COCO_DIR / "test_coco_det_AP_H_56.json")
 
 
+def test_tpose_weights_bring_their_architecture(tmp_path):
+    from tpose.models.checkpoint import save_weights
+
+    path = save_weights(_tiny(num_keypoints=14), tmp_path / "tiny_lsp.safetensors")
+    summary = run_explain(LSPET_IMAGE, tmp_path / "out", model="transpose_r_a4", weights=path, positions=False)
+    assert summary["input_size"] == [H, W]
+    assert summary["persons"][0]["keypoint_names"][-1] == "head_top"
+    assert np.load(tmp_path / "out" / "dependency_last_mean_tokens.npy").shape == (1, 14, 8, 6)
+
+
 def test_clear_errors(tmp_path):
     with pytest.raises(OSError, match="nope.jpg"):
         run_explain(tmp_path / "nope.jpg", tmp_path, model=_tiny())
+    with pytest.raises(FileNotFoundError, match="missing.safetensors"):
+        run_explain(LSPET_IMAGE, tmp_path, weights=tmp_path / "missing.safetensors")
     with pytest.raises(ValueError, match="14 keypoints but the model predicts 17"):
         run_explain(LSPET_IMAGE, tmp_path, model=_tiny(), keypoint_set="lsp14")
     with pytest.raises(ValueError, match="x, y, w, h"):

@@ -66,16 +66,33 @@ def _keypoint_set(spec: str | Path | KeypointSet | None, num_keypoints: int) -> 
     return KeypointSet(name=f"generic{num_keypoints}", names=tuple(f"kp{i}" for i in range(num_keypoints)))
 
 
-def _build_model(model: str | nn.Module, weights: str | Path | None, device: str) -> tuple[nn.Module, str]:
+def _build_model(
+    model: str | Path | nn.Module, weights: str | Path | None, device: str
+) -> tuple[nn.Module, str, KeypointSet | str | None]:
+    """The model in eval mode, its name, and the keypoint set its weights' metadata records (if any).
+
+    A tpose ``.safetensors`` file (given as ``weights`` or as ``model``) is rebuilt from the architecture its
+    metadata records, which wins over the variant name (keypoint count, input size).
+    """
+    from ..models import create_model, list_models
+    from ..models.checkpoint import load_model, load_weights
+
     if isinstance(model, nn.Module):
         if weights is not None:
-            from ..models.checkpoint import load_weights
-
             load_weights(model, weights)
-        return model.to(device).eval(), type(model).__name__
-    from ..models import create_model
-
-    return create_model(str(model), checkpoint=weights).to(device).eval(), str(model)
+        return model.to(device).eval(), type(model).__name__, None
+    name = str(model)
+    if weights is None and name not in list_models() and Path(name).is_file():
+        weights, name = name, Path(name).stem
+    if weights is not None and not Path(weights).is_file():
+        raise FileNotFoundError(f"{weights}: no such weights file")
+    if weights is not None and Path(weights).suffix == ".safetensors":
+        net = load_model(weights)
+        meta = getattr(net, "metadata", None) or {}
+        recorded = meta.get("keypoint_set")
+        kset = KeypointSet.from_dict(recorded) if isinstance(recorded, dict) else recorded
+        return net.to(device).eval(), str(meta.get("variant") or name), kset
+    return create_model(name, checkpoint=weights).to(device).eval(), name, None
 
 
 def _resolve_boxes(
@@ -132,7 +149,7 @@ def _save_maps(
 def run_explain(
     input_image: str | Path,
     output_dir: str | Path,
-    model: str | nn.Module = "transpose_r_a4",
+    model: str | Path | nn.Module = "transpose_r_a4",
     weights: str | Path | None = None,
     box: Sequence[float] | Sequence[Sequence[float]] | str | Path | None = None,
     layers: str | int | Sequence[int] = "last",
@@ -165,8 +182,8 @@ def run_explain(
     image_path = Path(input_image)
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    net, model_name = _build_model(model, weights, device)
-    kset = _keypoint_set(keypoint_set, int(net.config.num_keypoints))
+    net, model_name, recorded_set = _build_model(model, weights, device)
+    kset = _keypoint_set(keypoint_set if keypoint_set is not None else recorded_set, int(net.config.num_keypoints))
     image = read_image(image_path)
     boxes = _resolve_boxes(box, image, image_path, min_box_score)
     input_hw = tuple(int(v) for v in net.config.image_size)
