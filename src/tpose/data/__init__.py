@@ -1,0 +1,38 @@
+"""Data: keypoint sets, person records, data set loaders, augmentation, the crop cache and the top-down data set."""
+
+from .affine import affine_points, box_to_center_scale, crop, get_affine_transform
+from .crop_cache import CachedCrops, CropCache
+from .dataset import TopDownDataset
+from .image_io import ImageReadError, decode_image, image_size, read_image
+from .keypoint_sets import COCO17, LIMB_JOINTS, LSP14, MPII16, KeypointSet, get_keypoint_set
+from .lspet import load_lspet_joints, load_lspet_records
+from .records import PersonRecord
+from .transforms import AugmentConfig, CropParams, crop_matrix, normalize_image, sample_crop_params
+
+__all__ = [
+    "AugmentConfig",
+    "COCO17",
+    "CachedCrops",
+    "CropCache",
+    "CropParams",
+    "ImageReadError",
+    "KeypointSet",
+    "LIMB_JOINTS",
+    "LSP14",
+    "MPII16",
+    "PersonRecord",
+    "TopDownDataset",
+    "affine_points",
+    "box_to_center_scale",
+    "crop",
+    "crop_matrix",
+    "decode_image",
+    "get_affine_transform",
+    "get_keypoint_set",
+    "image_size",
+    "load_lspet_joints",
+    "load_lspet_records",
+    "normalize_image",
+    "read_image",
+    "sample_crop_params",
+]

@@ -1,0 +1,142 @@
+"""The released models' top-down augmentation, drawn as explicit crop parameters.
+
+Drawing parameters apart from applying them lets the cached and the uncached paths (and tests)
+replay exactly the same crop. A horizontal flip is composed into the affine matrix as a mirror about
+the crop centre, which equals the released code's "flip the image, then crop at the flipped centre".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .affine import PIXEL_STD, get_affine_transform
+from .keypoint_sets import KeypointSet
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+LOWER_BODY_WORDS = ("hip", "knee", "ankle", "pelvis", "heel", "toe", "foot")
+
+
+@dataclass
+class AugmentConfig:
+    """Training augmentation; defaults are the released TransPose/HRNet recipe."""
+
+    half_body_prob: float = 0.3
+    half_body_min_joints: int = 8  # half-body only when more than this many joints are labelled
+    half_body_padding: float = 1.5
+    scale_factor: float = 0.35  # scale x clip(N(1, f), 1 - f, 1 + f)
+    rotation_factor: float = 45.0  # degrees: clip(N(0, f), -2f, 2f)
+    rotation_prob: float = 0.6
+    flip_prob: float = 0.5
+
+
+@dataclass
+class CropParams:
+    """Where to crop: ``center`` (x, y) and ``scale`` (w, h in units of 200 px) in original image coordinates."""
+
+    center: np.ndarray
+    scale: np.ndarray
+    rotation: float = 0.0
+    flip: bool = False
+    half_body: bool = field(default=False, compare=False)
+
+
+def lower_body_mask(keypoint_set: KeypointSet) -> np.ndarray:
+    """[K] bool, True for joints of the lower half (hips and below), by keypoint name."""
+    return np.array([any(w in n.lower() for w in LOWER_BODY_WORDS) for n in keypoint_set.names], dtype=bool)
+
+
+def fit_aspect(width: float, height: float, aspect_ratio: float) -> tuple[float, float]:
+    """Enlarge the short side so that width / height == aspect_ratio."""
+    if width > aspect_ratio * height:
+        height = width / aspect_ratio
+    elif width < aspect_ratio * height:
+        width = height * aspect_ratio
+    return width, height
+
+
+def half_body_center_scale(
+    keypoints: np.ndarray,
+    lower_mask: np.ndarray,
+    aspect_ratio: float,
+    rng: np.random.Generator,
+    padding: float = 1.5,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Centre and scale of the upper or the lower half's labelled joints, or None when too few.
+
+    As in the released code the upper half is picked when ``randn() < 0.5`` (p ~ 0.69) and it has
+    more than two joints, otherwise the lower half if it has more than two.
+    """
+    labelled = keypoints[:, 2] > 0
+    upper = keypoints[labelled & ~lower_mask, :2]
+    lower = keypoints[labelled & lower_mask, :2]
+    if rng.standard_normal() < 0.5 and len(upper) > 2:
+        chosen = upper
+    else:
+        chosen = lower if len(lower) > 2 else upper
+    if len(chosen) < 2:
+        return None
+    center = chosen.mean(axis=0).astype(np.float32)
+    lo, hi = chosen.min(axis=0), chosen.max(axis=0)
+    w, h = fit_aspect(float(hi[0] - lo[0]), float(hi[1] - lo[1]), aspect_ratio)
+    scale = np.array([w / PIXEL_STD, h / PIXEL_STD], dtype=np.float32) * padding
+    return center, scale
+
+
+def sample_crop_params(
+    rng: np.random.Generator,
+    center: np.ndarray,
+    scale: np.ndarray,
+    keypoints: np.ndarray,
+    lower_mask: np.ndarray,
+    aspect_ratio: float,
+    config: AugmentConfig,
+) -> CropParams:
+    """One random training crop, in the released code's order: half-body, scale, rotation, flip."""
+    center = np.asarray(center, dtype=np.float32).copy()
+    scale = np.asarray(scale, dtype=np.float32).copy()
+    half = False
+    if (keypoints[:, 2] > 0).sum() > config.half_body_min_joints and rng.random() < config.half_body_prob:
+        found = half_body_center_scale(keypoints, lower_mask, aspect_ratio, rng, config.half_body_padding)
+        if found is not None:
+            center, scale = found
+            half = True
+    sf = config.scale_factor
+    scale = scale * np.float32(np.clip(rng.standard_normal() * sf + 1.0, 1.0 - sf, 1.0 + sf))
+    rotation = 0.0
+    if rng.random() < config.rotation_prob:
+        rf = config.rotation_factor
+        rotation = float(np.clip(rng.standard_normal() * rf, -2.0 * rf, 2.0 * rf))
+    flip = bool(rng.random() < config.flip_prob)
+    return CropParams(center=center, scale=scale, rotation=rotation, flip=flip, half_body=half)
+
+
+def to_3x3(matrix: np.ndarray) -> np.ndarray:
+    out = np.eye(3, dtype=np.float64)
+    out[:2] = matrix
+    return out
+
+
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The 2x3 matrix of ``outer`` applied after ``inner``."""
+    return (to_3x3(outer) @ to_3x3(inner))[:2]
+
+
+def crop_matrix(params: CropParams, output_size: tuple[int, int]) -> np.ndarray:
+    """2x3 matrix from original image coordinates into an ``output_size`` = (W, H) crop, flip included."""
+    matrix = get_affine_transform(params.center, params.scale, params.rotation, output_size).astype(np.float64)
+    if params.flip:
+        cx = float(params.center[0])
+        mirror = np.array([[-1.0, 0.0, 2.0 * cx], [0.0, 1.0, 0.0]])
+        matrix = compose(matrix, mirror)
+    return matrix
+
+
+def normalize_image(image: np.ndarray) -> np.ndarray:
+    """RGB uint8 [H, W, 3] to ImageNet-normalised float32 [3, H, W]."""
+    x = image.astype(np.float32)
+    x *= 1.0 / (255.0 * IMAGENET_STD)
+    x -= IMAGENET_MEAN / IMAGENET_STD
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
