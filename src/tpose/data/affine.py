@@ -70,7 +70,9 @@ def affine_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return pts @ matrix[:, :2].T + matrix[:, 2]
 
 
-def crop(image: np.ndarray, center: np.ndarray, scale: np.ndarray, rot: float, output_size: tuple[int, int]) -> np.ndarray:
+def crop(
+    image: np.ndarray, center: np.ndarray, scale: np.ndarray, rot: float, output_size: tuple[int, int]
+) -> np.ndarray:
     """The affine crop of ``image`` (bilinear, zero border) at ``output_size`` = (W, H)."""
     matrix = get_affine_transform(center, scale, rot, output_size)
     return cv2.warpAffine(image, matrix, (int(output_size[0]), int(output_size[1])), flags=cv2.INTER_LINEAR)

@@ -1,0 +1,308 @@
+"""``tpose train``: the top-down training loop (single process, or DDP under ``torchrun``).
+
+Determinism is by epoch: every epoch reseeds all RNGs from (seed, epoch, rank), so a run resumed from
+its last checkpoint continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+from ..data.keypoint_sets import get_keypoint_set
+from ..models import create_model
+from ..models.checkpoint import load_weights, save_weights
+from .builders import build_datasets
+from .config import load_config
+from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
+from .losses import masked_mse
+from .run_log import RunLog
+from .schedule import learning_rate
+from .state import load_training_state, save_training_state
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    epochs_done: int
+    best_metric: float | None
+    best_epoch: int | None
+    status: str  # "finished" | "paused" (time limit) | "resumed-finished" (nothing left)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
+    """``auto``: bf16 (or fp16 on older GPUs) on CUDA; on a CPU only where it has native bf16 kernels.
+
+    On CPUs without them (AVX2-only) bf16 autocast is many times slower than fp32, so auto keeps fp32.
+    """
+    if mode in ("off", "none", "fp32", None, False):
+        return None
+    if mode == "bf16":
+        return torch.bfloat16
+    if mode == "fp16":
+        return torch.float16
+    if mode != "auto":
+        raise ValueError(f"train.amp must be auto, off, bf16 or fp16, got {mode!r}")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native = False
+    return torch.bfloat16 if native else None
+
+
+def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
+    s = (seed * 1_000_003 + epoch * 7919 + rank) % (2**31)
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
+
+
+def _worker_init(worker_id: int) -> None:
+    s = torch.initial_seed() % (2**32)
+    random.seed(s)
+    np.random.seed(s)
+
+
+def _bare(model: torch.nn.Module) -> torch.nn.Module:
+    model = model.module if isinstance(model, DistributedDataParallel) else model
+    return getattr(model, "_orig_mod", model)
+
+
+def train(config: dict[str, Any] | str | Path, overrides: list[str] | None = None, device: str = "auto",
+          resume: bool = True, progress: bool = True) -> TrainResult:
+    """Train as ``config`` says; resumes from ``<output_dir>/last.ckpt`` when it exists and ``resume``."""
+    cfg = config if isinstance(config, dict) else load_config(config, overrides)
+    tcfg, dcfg, ecfg = cfg["train"], cfg["data"], cfg["eval"]
+    dev = resolve_device(device)
+    info = init_distributed(str(dev))
+    if dev.type == "cuda" and info.enabled:
+        dev = torch.device("cuda", info.local_rank)
+    if tcfg.get("threads"):
+        torch.set_num_threads(int(tcfg["threads"]))
+    out_dir = Path(cfg["output_dir"])
+    log = RunLog(out_dir, enabled=info.is_main)
+    try:
+        return _train(cfg, tcfg, dcfg, ecfg, dev, info, out_dir, log, resume, progress)
+    finally:
+        log.close()
+        cleanup(info)
+
+
+def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLog, resume: bool,
+           progress: bool) -> TrainResult:
+    seed = int(tcfg["seed"])
+    _seed_epoch(seed, -1, 0)  # identical initial weights on every rank
+    kpset = get_keypoint_set(cfg["keypoint_set"])
+    overrides = dict(cfg.get("model_overrides") or {})
+    overrides.setdefault("num_keypoints", kpset.num_keypoints)
+    model = create_model(cfg["model"], **overrides)
+    init = cfg.get("init") or {}
+    if init.get("imagenet"):
+        from ..models.imagenet_init import init_backbone_from_imagenet
+
+        report = init_backbone_from_imagenet(model, init["imagenet"])
+        if info.is_main:
+            print(report)
+    if init.get("weights"):
+        load_weights(model, init["weights"])
+    image_size = model.config.image_size
+    train_ds, val_ds = build_datasets(cfg, kpset, image_size, is_main=info.is_main)
+    barrier(info)  # rank 0 may have built the crop cache
+
+    model.to(dev)
+    channels_last = bool(tcfg.get("channels_last", True))
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt_name = str(tcfg["optimizer"]).lower()
+    if opt_name == "adam":
+        optimizer = torch.optim.Adam(params, lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
+    elif opt_name == "adamw":
+        optimizer = torch.optim.AdamW(params, lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
+    else:
+        raise ValueError(f"train.optimizer must be adam or adamw, got {opt_name!r}")
+    amp_dtype = resolve_amp(tcfg["amp"], dev)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 and dev.type == "cuda" else None
+
+    start_epoch, best, best_epoch = 0, None, None
+    ckpt_path = out_dir / "last.ckpt"
+    if resume and ckpt_path.exists():
+        state = load_training_state(ckpt_path, map_location=dev)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        start_epoch, best, best_epoch = state["epoch"], state.get("best"), state.get("best_epoch")
+        log.truncate_after(start_epoch)
+        if info.is_main:
+            print(f"resuming from {ckpt_path} after epoch {start_epoch}")
+
+    net: torch.nn.Module = model
+    if info.enabled:
+        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    if tcfg.get("compile"):
+        net = torch.compile(net)
+
+    batch_size = int(tcfg["batch_size"])
+    generator = torch.Generator()
+    sampler = (DistributedSampler(train_ds, shuffle=True, seed=seed, drop_last=True) if info.enabled
+               else RandomSampler(train_ds, generator=generator))
+    workers = int(dcfg["workers"])
+    loader = DataLoader(train_ds, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=True,
+                        pin_memory=dev.type == "cuda", worker_init_fn=_worker_init if workers else None,
+                        persistent_workers=False,
+                        # fork after threads (TensorBoard writer, OpenMP, OpenCV pools) can deadlock a worker
+                        multiprocessing_context="spawn" if workers else None)
+    steps_per_epoch = len(loader)
+    max_steps = int(tcfg.get("max_steps_per_epoch") or 0)
+    if max_steps:
+        steps_per_epoch = min(steps_per_epoch, max_steps)
+    epochs = int(tcfg["epochs"])
+    limit_s = float(tcfg.get("time_limit_minutes") or 0) * 60
+    t_start = time.time()
+    status = "finished" if start_epoch < epochs else "resumed-finished"
+    epochs_done = start_epoch
+
+    for epoch in range(start_epoch, epochs):
+        _seed_epoch(seed, epoch, info.rank)
+        generator.manual_seed(seed * 31 + epoch)
+        if isinstance(sampler, DistributedSampler):
+            sampler.set_epoch(epoch)
+        if not workers and hasattr(train_ds, "_rng"):
+            train_ds._rng = None  # in-process augmentation: reseed from this epoch's torch seed
+        net.train()
+        loss_sum, n_seen, t0 = 0.0, 0, time.time()
+        bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", progress and info.is_main)
+        for step, batch in enumerate(loader):
+            if step >= steps_per_epoch:
+                break
+            lr = learning_rate(tcfg["schedule"], tcfg["lr"], tcfg["lr_end"], epoch, step, steps_per_epoch, epochs,
+                               tcfg.get("schedule_per", "epoch"), int(tcfg.get("warmup_steps") or 0))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            images = batch["image"].to(dev, non_blocking=True)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            target = batch["target"].to(dev, non_blocking=True)
+            weight = batch["target_weight"].to(dev, non_blocking=True)
+            ctx = torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
+            with ctx:
+                heatmaps = net(images)
+            loss = masked_mse(heatmaps, target, weight)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}; "
+                                         "lower train.lr or check the data")
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if tcfg.get("grad_clip"):
+                torch.nn.utils.clip_grad_norm_(params, float(tcfg["grad_clip"]))
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            loss_sum += loss.item() * images.shape[0]
+            n_seen += images.shape[0]
+            if bar is not None:
+                rate = n_seen * info.world_size / max(1e-9, time.time() - t0)
+                bar.set_postfix(loss=f"{loss_sum / n_seen:.6f}", lr=f"{lr:.2e}", img_s=f"{rate:.1f}")
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        elapsed = time.time() - t0
+        train_loss = all_reduce_mean(loss_sum / max(1, n_seen), info, dev)
+        record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr,
+                                  "images_per_s": n_seen * info.world_size / max(1e-9, elapsed),
+                                  "epoch_minutes": elapsed / 60}
+        is_last = epoch + 1 == epochs
+        out_of_time = bool(limit_s) and time.time() - t_start > limit_s
+        metric = None
+        if val_ds is not None and ecfg.get("every") and ((epoch + 1) % int(ecfg["every"]) == 0 or is_last
+                                                         or out_of_time):
+            if info.is_main:
+                metric, extra = _validate(_bare(net), val_ds, kpset, ecfg, dev, amp_dtype, progress)
+                record.update(extra)
+            barrier(info)
+        if info.is_main:
+            improved = metric is not None and (best is None or metric > best)
+            if improved:
+                best, best_epoch = metric, epoch + 1
+                save_weights(_bare(net), out_dir / "best.safetensors",
+                             extra_metadata=_weights_metadata(cfg, kpset, epoch + 1, record))
+            save_weights(_bare(net), out_dir / "last.safetensors",
+                         extra_metadata=_weights_metadata(cfg, kpset, epoch + 1, record))
+            record["best"] = best
+            log.epoch(record)
+            save_training_state(ckpt_path, model=_bare(net).state_dict(), optimizer=optimizer.state_dict(),
+                                scaler=scaler.state_dict() if scaler is not None else None, epoch=epoch + 1,
+                                best=best, best_epoch=best_epoch, config=cfg)
+            print(_epoch_line(record))
+        barrier(info)
+        epochs_done = epoch + 1
+        if out_of_time and not is_last:
+            status = "paused"
+            break
+    return TrainResult(out_dir, epochs_done, best, best_epoch, status, log.history())
+
+
+def _validate(model, val_ds, kpset, ecfg, dev, amp_dtype, progress) -> tuple[float, dict[str, Any]]:
+    from torch.utils.data import Subset
+
+    from .evaluate import evaluate
+
+    ds = val_ds
+    if ecfg.get("max_samples"):
+        ds = Subset(val_ds, range(min(len(val_ds), int(ecfg["max_samples"]))))
+    loader = DataLoader(ds, batch_size=int(ecfg["batch_size"]), shuffle=False, num_workers=0)
+    metric_name = ecfg.get("metric", "pck")
+    report = evaluate(model, loader, kpset, flip_test=bool(ecfg["flip_test"]), decode=ecfg["decode"], device=dev,
+                      metrics=(metric_name,), joint_subset=ecfg.get("joint_subset"), amp_dtype=amp_dtype,
+                      progress=False)
+    extra = {f"val_{k}": v for k, v in report.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+    prefix = {"pck": "PCK@", "coco": "AP", "pckh": "PCKh@"}.get(metric_name, metric_name)
+    key = next((k for k in report.metrics if k.startswith(prefix)), prefix)
+    value = report.metrics.get(key)
+    if value is None:
+        raise KeyError(f"evaluation gave no {key!r}; it reported {sorted(report.metrics)}")
+    return float(value), extra
+
+
+def _weights_metadata(cfg, kpset, epoch, record) -> dict[str, Any]:
+    return {"variant": cfg["model"], "keypoint_set": kpset.to_dict(), "epoch": epoch,
+            "metrics": {k: v for k, v in record.items() if k.startswith("val_")}}
+
+
+def _epoch_line(record: dict[str, Any]) -> str:
+    parts = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()]
+    return " ".join(parts)
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, dynamic_ncols=True, leave=False)
