@@ -33,6 +33,108 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _point(text: str) -> tuple[float, float]:
+    try:
+        x, y = text.split(",")
+        return float(x), float(y)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected x,y such as 120,80, got {text!r}") from None
+
+
+def _box(text: str) -> tuple[float, float, float, float]:
+    try:
+        x, y, w, h = (float(v) for v in text.split(","))
+        return x, y, w, h
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected x,y,w,h such as 10,20,100,200, got {text!r}") from None
+
+
+def default_weights() -> str | None:
+    """The weights shipped inside the package, so the CLI works with no network."""
+    from importlib import resources
+
+    path = resources.files("tpose") / "weights" / "transpose_r_a4_lspet_128x96.safetensors"
+    return str(path) if path.is_file() else None
+
+
+def _weights(args: argparse.Namespace) -> str | None:
+    if args.weights:
+        return args.weights
+    shipped = default_weights()
+    if shipped is None:
+        print("tpose: no --weights given and no shipped weights found: using random weights", file=sys.stderr)
+    return shipped
+
+
+def _print_json(data: object) -> None:
+    import json
+
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .inference.predictor import run_predict
+
+    weights = _weights(args)
+    summary = run_predict(
+        args.input, args.output_dir, model=weights or args.model, weights=None, detections=args.detections,
+        det_gt=args.det_gt, min_box_score=args.min_box_score, nms_threshold=args.nms or None,
+        draw_threshold=args.draw_threshold, device=args.device, flip_test=not args.no_flip,
+        save_images=not args.no_images, save_json=not args.no_json, coco_results=args.coco_results,
+        batch_size=args.batch_size, progress=not args.no_progress, keypoint_set=args.keypoint_set,
+        input_size=args.input_size, decode=args.decode, draw_boxes=args.draw_boxes, backend=args.backend,
+    )
+    print(f"processed {summary['processed']} file(s), {summary['persons']} person(s) -> {args.output_dir}")
+    for item in summary.get("skipped", []):
+        print(f"skipped {item['file']}: {item['reason']}", file=sys.stderr)
+    return 1 if summary["processed"] == 0 or summary.get("skipped") else 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from .explain import run_explain
+
+    box: object = args.boxes if args.boxes else (args.box or None)
+    layers: object = args.layers
+    if layers not in ("last", "all"):
+        layers = [int(v) for v in str(layers).split(",")]
+    heads: object = args.heads if args.heads in ("mean", "all") else int(args.heads)
+    weights = _weights(args)
+    summary = run_explain(
+        args.input, args.output_dir, model=weights or args.model, weights=None, box=box, layers=layers, heads=heads,
+        threshold=args.threshold, affected=args.affected or None, html=args.html, gradient=args.gradient,
+        device=args.device, keypoint_set=args.keypoint_set, min_box_score=args.min_box_score,
+        positions=not args.no_positions, tile_scale=args.tile_scale,
+    )
+    print(f"explanations written to {args.output_dir}")
+    if args.verbose:
+        _print_json(summary)
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .engine.eval_run import run_eval
+
+    weights = _weights(args)
+    if weights is None:
+        raise ValueError("tpose eval needs --weights (a .safetensors file written by tpose train)")
+    report = run_eval(
+        weights, data=args.data, root=args.root, first=args.first, last=args.last, ann_file=args.ann_file,
+        image_dir=args.image_dir, detections=args.detections, min_box_score=args.min_box_score, metric=args.metric,
+        limbs_only=args.limbs, flip_test=not args.no_flip, decode=args.decode, input_size=args.input_size,
+        batch_size=args.batch_size, device=args.device, results=args.results, report_json=args.report,
+        progress=not args.no_progress,
+    )
+    print(report["summary"])
+    return 0
+
+
+def _add_common_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="transpose_r_a4", help="variant name, used when --weights is not a tpose file")
+    p.add_argument("--weights", help="a .safetensors written by tpose (default: the weights shipped with tpose)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--keypoint-set", help="coco17, lsp14, mpii16 or a YAML/JSON file (default: from the weights)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tpose", description="TransPose keypoint localization and explanation")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -50,6 +152,67 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-resume", action="store_true", help="start over even if output_dir has last.ckpt")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("predict", help="poses for an image, a folder or a video: JSON plus drawn images/video")
+    p.add_argument("input", nargs="+", help="image(s), a folder, or a video file")
+    p.add_argument("-o", "--output-dir", default="outputs/predict")
+    _add_common_model_args(p)
+    p.add_argument("--detections", help="COCO detection-results JSON with person boxes (default: whole image)")
+    p.add_argument("--det-gt", help="COCO annotation JSON naming the images of --detections")
+    p.add_argument("--min-box-score", type=float, default=0.0)
+    p.add_argument("--nms", type=float, default=0.9, help="OKS-NMS threshold with --detections (0 = off)")
+    p.add_argument("--draw-threshold", type=float, default=0.3, help="draw keypoints scoring at least this")
+    p.add_argument("--no-flip", action="store_true", help="no flip test (about 2x faster)")
+    p.add_argument("--no-images", action="store_true")
+    p.add_argument("--no-json", action="store_true")
+    p.add_argument("--coco-results", help="also write a COCO keypoint results JSON here")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--input-size", type=_size, help="HxW crop size (default: the model's)")
+    p.add_argument("--decode", choices=("dark", "argmax"), default="dark")
+    p.add_argument("--draw-boxes", action="store_true")
+    p.add_argument("--backend", choices=("torch", "onnx", "onnxruntime"), default="torch")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("explain", help="attention maps that explain each predicted keypoint (PNG, .npy, HTML)")
+    p.add_argument("input", help="an image")
+    p.add_argument("-o", "--output-dir", default="outputs/explain")
+    _add_common_model_args(p)
+    p.add_argument("--box", type=_box, action="append", help="person box x,y,w,h (repeatable; default whole image)")
+    p.add_argument("--boxes", help="COCO detection-results JSON with the person boxes")
+    p.add_argument("--min-box-score", type=float, default=0.0)
+    p.add_argument("--layers", default="last", help="last, all, or comma-separated layer indices")
+    p.add_argument("--heads", default="mean", help="mean, all, or one head index")
+    p.add_argument("--threshold", type=float, default=0.00075, help="hide attention below this (0 = show all)")
+    p.add_argument("--affected", type=_point, action="append", help="image point x,y whose affected area to draw")
+    p.add_argument("--html", help="write the interactive page here")
+    p.add_argument("--gradient", action="store_true", help="also run the gradient analysis (supplementary D)")
+    p.add_argument("--no-positions", action="store_true", help="skip the position-embedding similarity figure")
+    p.add_argument("--tile-scale", type=float, default=1.0)
+    p.add_argument("-v", "--verbose", action="store_true", help="print the summary of written files")
+    p.set_defaults(func=_cmd_explain)
+
+    p = sub.add_parser("eval", help="PCK / COCO AP of weights on LSPET or COCO-format data")
+    p.add_argument("--weights", help="a .safetensors written by tpose (default: the shipped weights)")
+    p.add_argument("--data", choices=("lspet", "coco"), default="lspet")
+    p.add_argument("--root", help="LSPET folder (joints.mat, images/)")
+    p.add_argument("--first", type=int, default=9001)
+    p.add_argument("--last", type=int, default=10000)
+    p.add_argument("--ann-file", help="COCO keypoint annotation JSON")
+    p.add_argument("--image-dir", help="folder of the COCO images")
+    p.add_argument("--detections", help="COCO detection-results JSON: evaluate with detector boxes")
+    p.add_argument("--min-box-score", type=float, default=0.0)
+    p.add_argument("--metric", choices=("pck", "pckh", "coco"))
+    p.add_argument("--limbs", action="store_true", help="PCK over the 12 limb joints COCO and LSP share")
+    p.add_argument("--no-flip", action="store_true")
+    p.add_argument("--decode", choices=("dark", "argmax"), default="dark")
+    p.add_argument("--input-size", type=_size)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--results", help="write the COCO results JSON here")
+    p.add_argument("--report", help="write the report JSON here")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_eval)
     return parser
 
 
