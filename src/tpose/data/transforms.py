@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from .affine import PIXEL_STD, get_affine_transform
@@ -135,8 +136,15 @@ def crop_matrix(params: CropParams, output_size: tuple[int, int]) -> np.ndarray:
 
 
 def normalize_image(image: np.ndarray) -> np.ndarray:
-    """RGB uint8 [H, W, 3] to ImageNet-normalised float32 [3, H, W]."""
-    x = image.astype(np.float32)
-    x *= 1.0 / (255.0 * IMAGENET_STD)
-    x -= IMAGENET_MEAN / IMAGENET_STD
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
+    """RGB uint8 [H, W, 3] to ImageNet-normalised float32 [3, H, W].
+
+    Works one contiguous channel at a time: broadcasting over the 3-wide last axis was 13x slower
+    (0.9 ms vs 0.07 ms at 256x192) and the largest cost of a training sample.
+    """
+    out = np.empty((3, *image.shape[:2]), dtype=np.float32)
+    for c, channel in enumerate(cv2.split(image)):
+        plane = out[c]
+        plane[...] = channel
+        plane *= np.float32(1.0 / (255.0 * IMAGENET_STD[c]))
+        plane -= np.float32(IMAGENET_MEAN[c] / IMAGENET_STD[c])
+    return out
