@@ -55,3 +55,38 @@ def barrier(info: DistInfo) -> None:
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def weights_checksum(model: torch.nn.Module) -> float:
+    """A float64 fingerprint of every parameter and buffer (sum of values weighted by position)."""
+    total = 0.0
+    for i, t in enumerate(model.state_dict().values()):
+        if t.is_floating_point():
+            flat = t.detach().double().flatten()
+            weights = torch.arange(1, flat.numel() + 1, dtype=torch.float64, device=flat.device)
+            total += float((flat * weights).sum()) * (i + 1)
+    return total
+
+
+def gather_floats(value: float, info: DistInfo, device: torch.device) -> list[float]:
+    """Every rank's ``value``, in rank order."""
+    if not info.enabled:
+        return [value]
+    mine = torch.tensor([value], dtype=torch.float64, device=device)
+    out = [torch.zeros_like(mine) for _ in range(info.world_size)]
+    dist.all_gather(out, mine)
+    return [float(t.item()) for t in out]
+
+
+def average_buffers(model: torch.nn.Module, info: DistInfo) -> None:
+    """Average BatchNorm running statistics over ranks.
+
+    DDP keeps parameters identical, but each rank's running statistics follow its own last batches;
+    averaging them at epoch end gives every replica (and the saved weights) the same, better estimate.
+    """
+    if not info.enabled:
+        return
+    for buf in model.buffers():
+        if buf.is_floating_point():
+            dist.all_reduce(buf)
+            buf.div_(info.world_size)

@@ -6,6 +6,7 @@ its last checkpoint continues exactly as the uninterrupted run would have.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -24,7 +25,16 @@ from ..models import create_model
 from ..models.checkpoint import load_weights, save_weights
 from .builders import build_datasets
 from .config import load_config
-from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
+from .distributed import (
+    DistInfo,
+    all_reduce_mean,
+    average_buffers,
+    barrier,
+    cleanup,
+    gather_floats,
+    init_distributed,
+    weights_checksum,
+)
 from .losses import masked_mse
 from .run_log import RunLog
 from .schedule import learning_rate
@@ -125,8 +135,11 @@ def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLo
     if init.get("weights"):
         load_weights(model, init["weights"])
     image_size = model.config.image_size
+    if not info.is_main:
+        barrier(info)  # let rank 0 build the crop cache first, then load it
     train_ds, val_ds = build_datasets(cfg, kpset, image_size, is_main=info.is_main)
-    barrier(info)  # rank 0 may have built the crop cache
+    if info.is_main:
+        barrier(info)
 
     model.to(dev)
     channels_last = bool(tcfg.get("channels_last", True))
@@ -233,6 +246,7 @@ def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLo
         if bar is not None:
             bar.close()
         elapsed = time.time() - t0
+        average_buffers(_bare(net), info)
         train_loss = all_reduce_mean(loss_sum / max(1, n_seen), info, dev)
         record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr,
                                   "images_per_s": n_seen * info.world_size / max(1e-9, elapsed),
@@ -265,6 +279,13 @@ def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLo
         if out_of_time and not is_last:
             status = "paused"
             break
+    if info.enabled:
+        # DDP keeps replicas identical by construction; check it, since a silent divergence would waste a run
+        sums = gather_floats(weights_checksum(_bare(net)), info, dev)
+        if info.is_main:
+            (out_dir / "rank_checksums.json").write_text(json.dumps(sums))
+        if any(abs(v - sums[0]) > 1e-6 * max(1.0, abs(sums[0])) for v in sums):
+            raise RuntimeError(f"ranks ended with different weights (checksums {sums})")
     return TrainResult(out_dir, epochs_done, best, best_epoch, status, log.history())
 
 
