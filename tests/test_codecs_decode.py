@@ -44,8 +44,11 @@ def _reference_dark(heatmaps: np.ndarray, kernel: int = 11) -> np.ndarray:
                 dyy = 0.25 * (lg[y + 2, x] - 2 * lg[y, x] + lg[y - 2, x])
                 dxy = 0.25 * (lg[y + 1, x + 1] - lg[y - 1, x + 1] - lg[y + 1, x - 1] + lg[y - 1, x - 1])
                 hessian = np.array([[dxx, dxy], [dxy, dyy]])
-                if np.linalg.det(hessian) != 0:
-                    out[i, j] -= np.linalg.solve(hessian, grad)
+                # a step only at a true maximum (negative-definite Hessian), and of at most one pixel
+                if np.all(np.linalg.eigvalsh(hessian) < 0):
+                    step = np.linalg.solve(hessian, grad)
+                    if np.all(np.abs(step) <= 1.0):
+                        out[i, j] -= step
     return out
 
 
@@ -81,6 +84,16 @@ def test_dark_matches_a_per_heatmap_reference_on_noisy_maps() -> None:
     heatmaps = (heatmaps + rng.normal(0, 0.03, heatmaps.shape)).astype(np.float32)
     coords, _ = decode_heatmaps(heatmaps, method="dark")
     np.testing.assert_allclose(coords, _reference_dark(heatmaps), atol=1e-4)
+
+
+def test_dark_never_jumps_on_an_untrained_models_maps() -> None:
+    # noise-like maps, as an untrained model gives: the blurred log-map is often flat or saddle-shaped
+    # at the argmax, where an unguarded Taylor step jumps far off the map
+    rng = np.random.default_rng(5)
+    maps = rng.normal(0.0, 0.01, (40, 17, H, W)).astype(np.float32)
+    coords, _ = decode_heatmaps(maps, method="dark")
+    argmax, _ = decode_heatmaps(maps, method="argmax")
+    assert np.abs(coords - argmax).max() <= 1.25
 
 
 def test_dark_keeps_the_argmax_at_the_border_and_for_flat_or_negative_maps() -> None:

@@ -129,11 +129,15 @@ def _dark_refine(
     dyy = 0.25 * (logs[:, c + 2, c] - 2 * logs[:, c, c] + logs[:, c - 2, c])
     dxy = 0.25 * (logs[:, c + 1, c + 1] - logs[:, c - 1, c + 1] - logs[:, c + 1, c - 1] + logs[:, c - 1, c - 1])
     det = dxx * dyy - dxy * dxy
-    solvable = det != 0
+    # step only at a true maximum of the blurred log-map (negative-definite Hessian); elsewhere (flat or
+    # saddle-shaped maps of an untrained or confused model) the Taylor step can jump thousands of pixels
+    solvable = (det > 0) & (dxx < 0)
     safe_det = np.where(solvable, det, 1.0)
     # offset = -H^-1 * gradient, with H = [[dxx, dxy], [dxy, dyy]]
     off_x = -(dyy * dx - dxy * dy) / safe_det
     off_y = -(dxx * dy - dxy * dx) / safe_det
+    # the argmax is within half a pixel of the true peak: a longer step is numerical noise
+    solvable &= (np.abs(off_x) <= 1.0) & (np.abs(off_y) <= 1.0)
     coords[sel, 0] += np.where(solvable, off_x, 0.0)
     coords[sel, 1] += np.where(solvable, off_y, 0.0)
     return coords
