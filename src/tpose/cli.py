@@ -18,8 +18,18 @@ def _size(text: str) -> tuple[int, int]:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from .models.complexity import format_info, model_info
+    from .weights_registry import format_weights_table
 
     print(format_info(model_info(args.model, input_size=args.input_size, batch=1, memory=not args.no_memory)))
+    print()
+    print(format_weights_table(args.model))
+    return 0
+
+
+def _cmd_weights(args: argparse.Namespace) -> int:
+    from .weights_registry import format_weights_table
+
+    print(format_weights_table(args.model, markdown=args.markdown))
     return 0
 
 
@@ -49,21 +59,23 @@ def _box(text: str) -> tuple[float, float, float, float]:
         raise argparse.ArgumentTypeError(f"expected x,y,w,h such as 10,20,100,200, got {text!r}") from None
 
 
-def default_weights() -> str | None:
-    """The weights shipped inside the package, so the CLI works with no network."""
-    from importlib import resources
-
-    path = resources.files("tpose") / "weights" / "transpose_r_a4_lspet_128x96.safetensors"
-    return str(path) if path.is_file() else None
-
-
 def _weights(args: argparse.Namespace) -> str | None:
+    """``--weights`` as a file path: a path, a registry tag of ``--model``, or the shipped weights.
+
+    With no ``--weights``, the weights shipped inside the package are used, so nothing is downloaded.
+    """
+    from .hub import resolve_weights_arg
+    from .weights_registry import shipped_tag
+
+    model = getattr(args, "model", None) or "transpose_r_a4"
     if args.weights:
-        return args.weights
-    shipped = default_weights()
-    if shipped is None:
+        return str(resolve_weights_arg(args.weights, model))
+    tag = shipped_tag(model) or shipped_tag("transpose_r_a4")
+    if tag is None:
         print("tpose: no --weights given and no shipped weights found: using random weights", file=sys.stderr)
-    return shipped
+        return None
+    variant = model if shipped_tag(model) else "transpose_r_a4"
+    return str(resolve_weights_arg(f"{variant}:{tag}", variant))
 
 
 def _print_json(data: object) -> None:
@@ -76,8 +88,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .inference.predictor import run_predict
 
     weights = _weights(args)
+    source = args.input[0] if len(args.input) == 1 else args.input  # one folder/video, or a list of images
     summary = run_predict(
-        args.input, args.output_dir, model=weights or args.model, weights=None, detections=args.detections,
+        source, args.output_dir, model=weights or args.model, weights=None, detections=args.detections,
         det_gt=args.det_gt, min_box_score=args.min_box_score, nms_threshold=args.nms or None,
         draw_threshold=args.draw_threshold, device=args.device, flip_test=not args.no_flip,
         save_images=not args.no_images, save_json=not args.no_json, coco_results=args.coco_results,
@@ -130,7 +143,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _add_common_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="transpose_r_a4", help="variant name, used when --weights is not a tpose file")
-    p.add_argument("--weights", help="a .safetensors written by tpose (default: the weights shipped with tpose)")
+    p.add_argument("--weights", help="a registry tag (see tpose weights) or a file (default: the shipped weights)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--keypoint-set", help="coco17, lsp14, mpii16 or a YAML/JSON file (default: from the weights)")
 
@@ -144,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=_size, default=(256, 192), help="HxW (default 256x192)")
     p.add_argument("--no-memory", action="store_true", help="skip the forward pass that measures peak memory")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("weights", help="the weights that exist for each model: tag, source, accuracy, licence")
+    p.add_argument("model", nargs="?", help="only this variant")
+    p.add_argument("--markdown", action="store_true")
+    p.set_defaults(func=_cmd_weights)
 
     p = sub.add_parser("train", help="train a model from a YAML config (works under torchrun for DDP)")
     p.add_argument("config")

@@ -140,7 +140,17 @@ class PosePredictor:
         decode: str = "dark",
         batch_size: int = 32,
         backend: str = "torch",
+        weights: str | Path | None = None,
     ) -> None:
+        if weights is not None:
+            # a tag of the weights registry ("lspet-128x96", "transpose_r_a4:coco-256x192") or a path
+            if checkpoint is not None:
+                raise ValueError("give either weights= (a tag or path) or checkpoint=, not both")
+            from ..hub import resolve_weights_arg
+
+            checkpoint = resolve_weights_arg(weights, model if isinstance(model, str) else None)
+        if backend == "onnxruntime":
+            backend = "onnx"
         if decode not in ("dark", "argmax"):
             raise ValueError(f"decode must be 'dark' or 'argmax', got {decode!r}")
         if batch_size < 1:

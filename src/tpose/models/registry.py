@@ -31,8 +31,13 @@ _OVERRIDE_ALIASES = {"d": "d_model", "layers": "num_layers", "heads": "num_heads
                      "num_joints": "num_keypoints", "pos": "pos_embedding", "pe": "pos_embedding"}
 
 
-def list_models() -> list[str]:
-    """Names accepted by :func:`create_model`."""
+def list_models(pretrained: bool = False) -> list[str]:
+    """Names accepted by :func:`create_model`; with ``pretrained=True`` only those that have weights."""
+    if pretrained:
+        from ..weights_registry import variants_with_weights
+
+        have = set(variants_with_weights())
+        return sorted(n for n in _VARIANTS if n in have)
     return sorted(_VARIANTS)
 
 
@@ -44,7 +49,9 @@ def get_config(name: str, **overrides: Any) -> ModelConfig:
     return _VARIANTS[name].with_overrides(**overrides)
 
 
-def create_model(name: str, checkpoint: str | Path | None = None, **overrides: Any) -> TransPose:
+def create_model(
+    name: str, checkpoint: str | Path | None = None, pretrained: bool | str = False, **overrides: Any
+) -> TransPose:
     """Build variant ``name`` (see :func:`list_models`), optionally loading weights.
 
     ``overrides`` change the architecture: ``num_keypoints``, ``d_model``, ``num_layers``,
@@ -52,7 +59,15 @@ def create_model(name: str, checkpoint: str | Path | None = None, **overrides: A
     ``dropout``, ``backbone`` (e.g. ``resnet_s_star``), ``image_size``.
     ``checkpoint`` is a released ``.pth`` state dict or a tpose ``.safetensors`` file; it must fit
     exactly, otherwise the error lists the missing and unexpected keys.
+    ``pretrained`` names registered weights (``True`` = the variant's default tag, or a tag such as
+    ``"coco-256x192"``), downloaded once into the torch hub cache; see ``tpose weights``.
     """
+    if pretrained:
+        if checkpoint is not None:
+            raise ValueError("give either checkpoint= or pretrained=, not both")
+        from ..hub import load_pretrained
+
+        return load_pretrained(name, pretrained, **overrides)
     model = TransPose(get_config(name, **overrides))
     if checkpoint is not None:
         from .checkpoint import load_weights
