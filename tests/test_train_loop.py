@@ -46,7 +46,7 @@ def test_training_lowers_the_loss_and_writes_everything(coco_data, tmp_path):
     assert losses[-1] < losses[0]
     out = tmp_path / "run"
     for name in ("last.ckpt", "last.safetensors", "last.json", "best.safetensors", "best.json", "metrics.csv",
-                 "metrics.jsonl"):
+                 "metrics.jsonl", "curves.png"):
         assert (out / name).is_file(), name
     assert any((out / "tb").iterdir())
     assert "val_PCK@0.2" in result.history[-1]

@@ -32,6 +32,9 @@ class RunLog:
         with open(self.dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         self._rewrite_csv()
+        from .curves import plot_training_curves
+
+        plot_training_curves(self.history(), self.dir / "curves.png", title=self.dir.name)
         for key, value in record.items():
             if isinstance(value, (int, float)) and key != "epoch":
                 self.scalar(f"epoch/{key}", float(value), int(record["epoch"]))
