@@ -1,0 +1,245 @@
+"""Timing helpers shared by the benchmarks: interleaved runs, medians, peak RSS, machine facts, result files.
+
+Interleaving (A, B, C, A, B, C, ...) rather than timing each path in one block keeps slow drifts of a
+shared machine (another job, thermal state) from landing on one path only; the order also rotates each
+round so no path always runs right after the same neighbour. Warm-up calls are not timed.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask), not the machine's total."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_total_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def machine_info(threads: int | None = None) -> dict[str, Any]:
+    """What the numbers were measured on, including the load average (other jobs disturb timings)."""
+    import numpy as np
+    import torch
+
+    info: dict[str, Any] = {
+        "time_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        "cpu": _cpu_model(),
+        "usable_cores": usable_cores(),
+        "threads": threads,
+        "memory_bytes": _memory_total_bytes(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+    try:
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        info["onnxruntime"] = None
+    try:
+        info["load_average"] = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        info["load_average"] = None
+    return info
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5, threads: int | None = None) -> float:
+    """The machine's fp32 matrix-multiply rate (GFLOP/s): the best of ``repeats`` timed n x n x n products.
+
+    The best, not the median: it is the ceiling the models' achieved rates are compared with.
+    """
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    a = torch.randn(n, n)
+    b = torch.randn(n, n)
+    out = torch.empty(n, n)
+    torch.matmul(a, b, out=out)  # warm-up: thread pool, caches
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.matmul(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * n**3 / best / 1e9
+
+
+def interleaved(
+    fns: Mapping[str, Callable[[], Any]],
+    repeats: int,
+    warmup: int = 1,
+    sync: Callable[[], None] | None = None,
+) -> dict[str, list[float]]:
+    """Seconds per call of each function, measured round-robin ``repeats`` times after ``warmup`` calls each.
+
+    ``sync`` (e.g. ``torch.cuda.synchronize``) runs before each clock read, for asynchronous devices.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    if sync is not None:
+        sync()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            fns[name]()
+            if sync is not None:
+                sync()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def summarize(seconds: Sequence[float]) -> dict[str, float]:
+    """Median, min, max and the spread (max - min) / median of repeated timings."""
+    if not seconds:
+        raise ValueError("no timings to summarise")
+    med = statistics.median(seconds)
+    return {
+        "median_s": med,
+        "min_s": min(seconds),
+        "max_s": max(seconds),
+        "spread": (max(seconds) - min(seconds)) / med if med > 0 else 0.0,
+        "n": len(seconds),
+    }
+
+
+def current_rss_bytes() -> int:
+    """Resident memory of this process now (Linux ``/proc``; 0 where unavailable)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def peak_rss_bytes() -> int:
+    """The largest resident memory of this process so far.
+
+    Linux: ``VmHWM`` of ``/proc/self/status``, which starts afresh with the process image. Not
+    ``ru_maxrss``: Linux carries that over from the parent through fork and exec, so a child spawned by
+    a big parent would report at least the parent's size. Elsewhere ``ru_maxrss`` (KiB; bytes on macOS).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if platform.system() == "Darwin" else peak * 1024)
+
+
+def _child(fn: Callable[..., Any], args: tuple, kwargs: dict, queue: Any) -> None:
+    try:
+        result = fn(*args, **kwargs)
+        queue.put(("ok", result, peak_rss_bytes()))
+    except BaseException as err:  # the parent reports it; the child must not die silently
+        queue.put(("error", f"{type(err).__name__}: {err}", peak_rss_bytes()))
+
+
+def run_in_child(fn: Callable[..., Any], *args: Any, timeout: float | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Run ``fn(*args, **kwargs)`` in a fresh (spawned) process; its result and the child's peak RSS.
+
+    A fresh process so each configuration's peak starts from a clean interpreter: the peak then
+    includes the interpreter, torch and the model (see ``result`` for what ``fn`` measured itself).
+    ``fn`` must be importable (defined at module level). Returns ``{"result", "peak_rss_bytes", "error"}``.
+    """
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(fn, args, kwargs, queue))
+    proc.start()
+    try:
+        status, payload, peak = queue.get(timeout=timeout)
+    except Exception as err:  # queue.Empty on timeout, or a child that died without reporting
+        proc.kill()
+        proc.join()
+        return {"result": None, "peak_rss_bytes": None, "error": f"child gave no result ({type(err).__name__})"}
+    proc.join()
+    if status != "ok":
+        return {"result": None, "peak_rss_bytes": peak, "error": payload}
+    return {"result": payload, "peak_rss_bytes": peak, "error": None}
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, default=str) + "\n")
+    return path
+
+
+def _looks_numeric(value: Any) -> bool:
+    if value is None or isinstance(value, (int, float)):
+        return True
+    text = str(value).replace(",", "").strip()
+    if text in ("", "–"):
+        return True
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub-flavoured Markdown table; numbers right-aligned."""
+    def cell(v: Any) -> str:
+        return "" if v is None else str(v).replace("|", "\\|")
+
+    numeric = [all(_looks_numeric(r[i]) for r in rows) for i in range(len(headers))]
+    lines = ["| " + " | ".join(headers) + " |"]
+    lines.append("| " + " | ".join("---:" if n else "---" for n in numeric) + " |")
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_markdown(path: str | Path, title: str, sections: Sequence[str]) -> Path:
+    """``# title`` then each section (already Markdown), separated by blank lines."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# {title}\n\n" + "\n\n".join(s.strip() for s in sections if s) + "\n")
+    return path
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    """A number with thousands separators, or an en dash when missing."""
+    return "–" if value is None else f"{value:,.{digits}f}"
