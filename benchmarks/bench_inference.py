@@ -308,7 +308,9 @@ def run_benchmark(
         stem = f"inference-{input_size[0]}x{input_size[1]}"
         results["files"] = [str(write_json(folder / f"{stem}.json", results)),
                             str(write_markdown(folder / f"{stem}.md", "Inference benchmark", _markdown(results)))]
-    say(_goal_text(results["goals"]))
+    goal_text = _goal_text(results["goals"])
+    if goal_text:
+        say(goal_text)
     return results
 
 

@@ -127,10 +127,9 @@ def _metadata(
         model_dict["image_size"] = list(size)  # the graph's grid is the export size's
         info["model"] = model_dict
         info["variant"] = variant_name(config)
+        info["backbone_stride"] = int(getattr(model, "backbone_stride", 0)) or None
         if attention is not None:
             info["outputs"] += [attention_output_name(i) for i in range(int(config.num_layers))]
-            info["num_heads"] = int(config.num_heads)
-            info["backbone_stride"] = int(getattr(model, "backbone_stride", 0)) or None
     if extra:
         info.update(extra)
     out = {"tpose": json.dumps(info)}
@@ -413,6 +412,8 @@ def run_export(
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     started = time.perf_counter()
+    if checkpoint is None and isinstance(model, str) and not Path(model).suffix:
+        warnings.warn(f"no checkpoint given: exporting {model} with random initial weights", stacklevel=2)
     net, recorded_set = _build_torch_model(model, checkpoint)
     net.eval()
     mode = _attention_mode(attention)
