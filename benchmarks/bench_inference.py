@@ -8,6 +8,7 @@ Paths (all fp32, random inputs, the variants' random initial weights; speed does
 - ``torch``: our default path: ``model(x)`` under ``torch.inference_mode`` (fused
   ``scaled_dot_product_attention``, no [L, L] matrix kept), NCHW.
 - ``torch_cl``: the same with model and input in ``channels_last`` memory format.
+- ``torch_compile`` (only when asked for): ``torch.compile`` of our path (Inductor), compiled in the warm-up call.
 - ``onnxruntime``: the graph from ``tpose.export.export_onnx`` (TorchScript exporter, opset 17) in ONNX
   Runtime with all graph optimisations and intra-op threads = ``--threads``.
 
@@ -15,8 +16,9 @@ Each (model, batch) times its paths interleaved round-robin, medians over ``--re
 warm-up call each. Achieved GFLOP/s = 2 x multiply-adds (``tpose.models.complexity.count_macs``,
 convolutions and matrix products, attention included) x batch / median time; the fp32 matmul peak is
 measured here with a large ``torch.matmul`` at the same thread count. Peak memory is the peak RSS of a
-fresh process per (model, path) that builds the model and runs batch 1, then batch 8 (``ru_maxrss`` is
-monotonic, so the second reading is batch 8's peak); it includes the interpreter and torch (~0.3 GB).
+fresh process per (model, path) that builds the model and runs each batch size in turn, smallest first
+(the high-water mark only rises, so each reading is that batch's peak); it includes the interpreter and
+torch (~0.3 GB).
 
 Run from the repository root, e.g.
 ``python benchmarks/bench_inference.py --models transpose_r_a4 transpose_h_a4 --batch 1 8 --repeats 5``.
@@ -70,6 +72,8 @@ else:  # run as a script: this folder is on sys.path
     )
 
 PATHS = ("reference", "torch", "torch_cl", "onnxruntime")
+# measured on request only: compiling takes 30-75 s per model and batch on the 2-core CPU
+EXTRA_PATHS = ("torch_compile",)
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 # goals at batch 8 on the project's 2-core CPU: minimum speed-up over the reference, per (model, path)
 GOALS = {
@@ -128,6 +132,14 @@ def _runner(
                 return model_cl(x_cl)
 
         return ours_cl
+    if path == "torch_compile":
+        compiled = torch.compile(copy.deepcopy(model))  # compiles on the first (warm-up) call
+
+        def ours_compiled() -> Any:
+            with torch.inference_mode():
+                return compiled(x)
+
+        return ours_compiled
     if path == "onnxruntime":
         from tpose.export import INPUT_NAME, create_session
 
@@ -140,7 +152,7 @@ def _runner(
             return session.run(None, feed)
 
         return ort_run
-    raise ValueError(f"unknown path {path!r}; known: {PATHS}")
+    raise ValueError(f"unknown path {path!r}; known: {PATHS + EXTRA_PATHS}")
 
 
 def _memory_probe(
@@ -199,9 +211,9 @@ def run_benchmark(
     unknown = [n for n in names if n not in list_models()]
     if unknown:
         raise ValueError(f"unknown models {unknown}; available: {', '.join(list_models())}")
-    bad = [p for p in paths if p not in PATHS]
+    bad = [p for p in paths if p not in PATHS + EXTRA_PATHS]
     if bad:
-        raise ValueError(f"unknown paths {bad}; known: {', '.join(PATHS)}")
+        raise ValueError(f"unknown paths {bad}; known: {', '.join(PATHS + EXTRA_PATHS)}")
     batches = sorted({int(b) for b in batch})
     if not batches or batches[0] < 1:
         raise ValueError(f"batch sizes must be positive, got {list(batch)}")
@@ -212,7 +224,7 @@ def run_benchmark(
     started = time.perf_counter()
     machine = machine_info(threads)
     say(f"measuring the fp32 matmul peak ({threads} threads)...")
-    peak_before = matmul_peak_gflops(n=matmul_size, threads=threads)
+    peak_before = matmul_peak_gflops(n=matmul_size, threads=threads, device=device)
     total_ram = machine.get("memory_bytes") or 0
     rows: list[dict[str, Any]] = []
     memory_rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -276,7 +288,7 @@ def run_benchmark(
                     )
                     memory_rows[(name, p)] = res
             del model
-    peak_after = matmul_peak_gflops(n=matmul_size, threads=threads)
+    peak_after = matmul_peak_gflops(n=matmul_size, threads=threads, device=device)
     peak = max(peak_before, peak_after)
     for row in rows:
         res = memory_rows.get((row["model"], row["path"]))
@@ -373,9 +385,10 @@ def _markdown(results: dict[str, Any]) -> list[str]:
         "Paths: **reference** = the released formulation (explicit softmax(QK^T)V with the [L, L] matrix and the "
         "head-averaged maps kept, eager, NCHW, torch.no_grad: the same model called with return_attention=True); "
         "**torch** = our default model(x) under torch.inference_mode (fused SDPA); **torch_cl** = the same in "
-        "channels_last; **onnxruntime** = the exported graph (TorchScript exporter, opset 17), all graph "
-        "optimisations, intra-op threads = threads. Peak RSS: a fresh process per (model, path) running batch 1 "
-        "then batch 8, interpreter and torch included."
+        "channels_last; **torch_compile** (if measured) = torch.compile of it; **onnxruntime** = the exported "
+        "graph (TorchScript exporter, opset 17), all graph "
+        "optimisations, intra-op threads = threads. Peak RSS: a fresh process per (model, path) running each batch "
+        "size in turn, smallest first (so each reading is that batch's peak), interpreter and torch included."
     )
     sections = ["\n\n".join(head), markdown_table(headers, table), paths_doc]
     if goals:
@@ -399,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per path (default 5)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: usable cores)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="folder for the JSON and Markdown results")
-    p.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS, help="which paths to time")
+    p.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS + EXTRA_PATHS,
+                   help=f"which paths to time (default: {' '.join(PATHS)}; also: {' '.join(EXTRA_PATHS)})")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS child processes")
     p.add_argument("--device", default="cpu", help="cpu (tested) or cuda (untested)")
     p.add_argument("--note", default="", help="text stored with the results, e.g. about other jobs running")

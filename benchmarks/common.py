@@ -12,9 +12,12 @@ import multiprocessing as mp
 import os
 import platform
 import resource
+import signal
 import statistics
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -78,23 +81,40 @@ def machine_info(threads: int | None = None) -> dict[str, Any]:
     return info
 
 
-def matmul_peak_gflops(n: int = 2048, repeats: int = 5, threads: int | None = None) -> float:
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5, threads: int | None = None, device: str = "cpu") -> float:
     """The machine's fp32 matrix-multiply rate (GFLOP/s): the best of ``repeats`` timed n x n x n products.
 
-    The best, not the median: it is the ceiling the models' achieved rates are compared with.
+    The best, not the median: it is the ceiling the models' achieved rates are compared with. On CUDA
+    (untested here) the clock is read after a synchronise, and TF32 is off so it stays an fp32 figure.
     """
     import torch
 
     if threads is not None:
         torch.set_num_threads(threads)
-    a = torch.randn(n, n)
-    b = torch.randn(n, n)
-    out = torch.empty(n, n)
+    cuda = device.startswith("cuda")
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        return _best_matmul(n, repeats, device, cuda)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def _best_matmul(n: int, repeats: int, device: str, cuda: bool) -> float:
+    import torch
+
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    out = torch.empty(n, n, device=device)
     torch.matmul(a, b, out=out)  # warm-up: thread pool, caches
     best = float("inf")
     for _ in range(repeats):
+        if cuda:
+            torch.cuda.synchronize(device)
         start = time.perf_counter()
         torch.matmul(a, b, out=out)
+        if cuda:
+            torch.cuda.synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2.0 * n**3 / best / 1e9
 
@@ -243,3 +263,49 @@ def write_markdown(path: str | Path, title: str, sections: Sequence[str]) -> Pat
 def fmt(value: float | None, digits: int = 1) -> str:
     """A number with thousands separators, or an en dash when missing."""
     return "–" if value is None else f"{value:,.{digits}f}"
+
+
+# instruction-set extensions that decide which low-precision kernels a CPU runs natively
+_CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_tile")
+
+
+def cpu_features() -> dict[str, bool]:
+    """Which of the SIMD extensions relevant to fp32/bf16 speed the CPU reports (Linux ``/proc/cpuinfo``)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return {name: name in flags for name in _CPU_FEATURES}
+    except OSError:
+        pass
+    return {}
+
+
+class TimeLimitExceeded(BaseException):
+    """Raised by :func:`time_limit`. A ``BaseException`` because libraries catch ``Exception`` broadly
+    (torch.compile swallows a ``TimeoutError`` raised inside it and carries on compiling)."""
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`TimeLimitExceeded` in the block once ``seconds`` have passed (e.g. a compile taking too long).
+
+    A SIGALRM timer, so it acts only in the main thread on POSIX and fires between Python bytecodes
+    (a long call into C ends first); elsewhere, or with ``seconds`` None or <= 0, the block runs unlimited.
+    """
+    usable = (seconds is not None and seconds > 0 and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def expire(_signum: int, _frame: Any) -> None:
+        raise TimeLimitExceeded(f"took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
