@@ -119,3 +119,15 @@ def test_pretrained_offline_without_a_file_says_where_to_put_it(tmp_path, monkey
         tpose.create_model("transpose_h_s", pretrained=True)
     text = str(err.value)
     assert "tp_h_32_256x192_enc4_d64_h128_mh1.pth" in text and str(tmp_path / "hub") in text
+
+
+def test_export_onnx_checked_and_released_layout(tiny_weights, tmp_path, capsys):
+    out = tmp_path / "tiny.onnx"
+    assert main(["export", "--weights", str(tiny_weights), "-o", str(out),
+                 "--verify-images", str(DEMO / "000000000785.jpg")]) == 0
+    assert out.stat().st_size > 10_000 and "checked against PyTorch" in capsys.readouterr().out
+    pth = tmp_path / "tiny.pth"
+    assert main(["export", "--weights", str(tiny_weights), "--format", "pth", "-o", str(pth)]) == 0
+    state = torch.load(pth, weights_only=True)
+    assert "pos_embedding" in state and "final_layer.weight" in state
+    assert not any(k.startswith("module.") for k in state)

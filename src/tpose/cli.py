@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -70,12 +71,12 @@ def _weights(args: argparse.Namespace) -> str | None:
     model = getattr(args, "model", None) or "transpose_r_a4"
     if args.weights:
         return str(resolve_weights_arg(args.weights, model))
-    tag = shipped_tag(model) or shipped_tag("transpose_r_a4")
+    tag = shipped_tag(model)
     if tag is None:
-        print("tpose: no --weights given and no shipped weights found: using random weights", file=sys.stderr)
+        print(f"tpose: no --weights given and no weights ship with {model}: using random weights "
+              "(see `tpose weights`)", file=sys.stderr)
         return None
-    variant = model if shipped_tag(model) else "transpose_r_a4"
-    return str(resolve_weights_arg(f"{variant}:{tag}", variant))
+    return str(resolve_weights_arg(f"{model}:{tag}", model))
 
 
 def _print_json(data: object) -> None:
@@ -138,6 +139,32 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     print(report["summary"])
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    weights = _weights(args)
+    if args.format == "pth":
+        from .models.checkpoint import load_model, save_released_layout
+
+        if weights is None:
+            raise ValueError("tpose export --format pth needs --weights")
+        out = args.output or str(Path(weights).with_suffix(".pth"))
+        save_released_layout(load_model(weights), out)
+        print(f"wrote {out} (plain state dict in the released TransPose layout)")
+        return 0
+    from .export.onnx_export import run_export
+
+    summary = run_export(
+        weights or args.model, output=args.output, format="onnx", input_size=args.input_size, opset=args.opset,
+        attention=args.attention, keypoint_set=args.keypoint_set, verify=not args.no_verify,
+        verify_images=args.verify_images, tolerance_px=args.tolerance,
+    )
+    check = summary.get("check") or {}
+    print(f"wrote {summary['output']} ({summary['bytes'] / 1e6:.1f} MB, opset {summary['opset']}, "
+          f"input {summary['input']['shape']})")
+    if check:
+        print("checked against PyTorch: " + ", ".join(f"{k}={v}" for k, v in check.items() if k != "images"))
     return 0
 
 
@@ -209,6 +236,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile-scale", type=float, default=1.0)
     p.add_argument("-v", "--verbose", action="store_true", help="print the summary of written files")
     p.set_defaults(func=_cmd_explain)
+
+    p = sub.add_parser("export", help="ONNX (checked against PyTorch) or the released .pth layout")
+    p.add_argument("model", nargs="?", default="transpose_r_a4", help="variant name (with --weights)")
+    p.add_argument("--weights", help="a registry tag or a file (default: the shipped weights)")
+    p.add_argument("--checkpoint", dest="weights", help=argparse.SUPPRESS)
+    p.add_argument("--format", choices=("onnx", "pth"), default="onnx")
+    p.add_argument("-o", "--output", help="output file (default: beside the weights / in the working folder)")
+    p.add_argument("--input-size", type=_size, help="HxW fixed at export (default: the model's)")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--attention", nargs="?", const="mean", default=False,
+                   help="also output every layer's attention maps (mean over heads, or 'heads')")
+    p.add_argument("--keypoint-set")
+    p.add_argument("--no-verify", action="store_true", help="skip the comparison with PyTorch")
+    p.add_argument("--verify-images", nargs="*", help="images (or a folder) for the comparison")
+    p.add_argument("--tolerance", type=float, default=1e-3, help="max keypoint difference in pixels")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("eval", help="PCK / COCO AP of weights on LSPET or COCO-format data")
     p.add_argument("--weights", help="a .safetensors written by tpose (default: the shipped weights)")
