@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds benchmarks/
-
-from benchmarks import common  # noqa: E402
+from tpose.bench import common
 
 
 def allocate_and_touch(mib: int) -> int:

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds benchmarks/
-
-from benchmarks import bench_inference as bench  # noqa: E402
+from tpose.bench import inference as bench
 
 SMALL = {"models": ["transpose_r_a3"], "batch": [1], "input_size": (64, 48), "repeats": 1, "threads": 1,
          "matmul_size": 256}

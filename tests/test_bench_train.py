@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -12,10 +11,8 @@ from typing import Any
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds benchmarks/
-
-from benchmarks import bench_train as bench  # noqa: E402
-from benchmarks import common  # noqa: E402
+from tpose.bench import common
+from tpose.bench import training as bench
 
 LSPET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lspet"
 TINY = {"num_layers": 1, "d_model": 32, "num_heads": 2, "dim_feedforward": 64}

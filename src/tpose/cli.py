@@ -168,6 +168,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    """Run from the repository root; the benchmark's own options follow (``tpose bench -- --help``)."""
+    rest = [a for a in args.rest if a != "--"]
+    if args.train:
+        from .bench.training import main as bench_main
+    elif args.data:
+        from .bench.data_pipeline import main as bench_main
+    else:
+        from .bench.inference import main as bench_main
+    return int(bench_main(rest) or 0)
+
+
 def _add_common_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="transpose_r_a4", help="variant name, used when --weights is not a tpose file")
     p.add_argument("--weights", help="a registry tag (see tpose weights) or a file (default: the shipped weights)")
@@ -252,6 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify-images", nargs="*", help="images (or a folder) for the comparison")
     p.add_argument("--tolerance", type=float, default=1e-3, help="max keypoint difference in pixels")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("bench", help="inference (default), training-step (--train) or data-pipeline (--data) "
+                       "benchmark: a table plus JSON/Markdown in benchmarks/results")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--train", action="store_true", help="whole training steps: reference vs default and levers")
+    group.add_argument("--data", action="store_true", help="the data pipeline's samples per second")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="the benchmark's own options (see tpose bench -- --help)")
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("eval", help="PCK / COCO AP of weights on LSPET or COCO-format data")
     p.add_argument("--weights", help="a .safetensors written by tpose (default: the shipped weights)")
