@@ -48,6 +48,7 @@ def build_datasets(
                            augment=augment, cache=cache, **common)
     val = None
     if dcfg.get("val"):
+        # validation reads the original images, exactly as `tpose eval` does, so both report the same number
         val = TopDownDataset(load_records(dcfg["val"], keypoint_set), keypoint_set, image_size, train=False,
-                             cache=cache, **common)
+                             **common)
     return train, val
