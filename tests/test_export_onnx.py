@@ -200,10 +200,27 @@ def test_errors_name_the_problem(tmp_path) -> None:
         OnnxPoseModel(corrupt)
 
 
+@needs_data
+def test_check_images_may_mix_folders_and_files(exported) -> None:
+    model, path = exported
+    check = check_export(path, model, [str(DET), LSPET / "im09001.jpg"], threads=1)
+    assert check.crops == len(list(DET.glob("*.jpg"))) + 1 and check.passed
+    with pytest.raises(OSError, match="no_such.jpg"):
+        check_export(path, model, [DET / "no_such.jpg"], threads=1)
+
+
+def test_default_output_is_beside_the_weights(tmp_path, monkeypatch) -> None:
+    weights = save_weights(tiny_model(), tmp_path / "run" / "best.safetensors")
+    monkeypatch.chdir(tmp_path)
+    summary = run_export(str(weights), verify=False)
+    assert Path(summary["output"]) == tmp_path / "run" / "best_64x48.onnx"
+    assert summary["check"] is None
+
+
 def test_synthetic_check_without_images_is_deterministic(exported) -> None:
     model, path = exported
     a = check_export(path, model, None, threads=1)
-    b = check_export(path, model, None, threads=1)
-    assert a.inputs == "synthetic random images" and a.crops == 2
+    b = check_export(path, model, [], threads=1)  # an option given no values
+    assert a.inputs == b.inputs == "synthetic random images" and a.crops == 2
     assert a.max_heatmap_diff == b.max_heatmap_diff
     assert np.isfinite(a.max_keypoint_diff_px)

@@ -277,17 +277,23 @@ def _synthetic_images(count: int = 2, seed: int = 0) -> list[np.ndarray]:
     return [rng.integers(0, 256, size=(240, 180, 3), dtype=np.uint8) for _ in range(count)]
 
 
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
 def _image_files(images: str | Path | Sequence[str | Path], limit: int) -> list[Path]:
-    if isinstance(images, (str, Path)):
-        p = Path(images)
+    """Files as given, folders expanded to their images (sorted), the first ``limit`` in all."""
+    entries = [images] if isinstance(images, (str, Path)) else list(images)
+    files: list[Path] = []
+    for entry in entries:
+        p = Path(entry)
         if p.is_dir():
-            suffixes = {".jpg", ".jpeg", ".png", ".bmp"}
-            files = sorted(f for f in p.iterdir() if f.suffix.lower() in suffixes)
-            if not files:
-                raise FileNotFoundError(f"{p}: no .jpg/.png/.bmp images to check the export on")
-            return files[:limit]
-        return [p]
-    return [Path(f) for f in images][:limit]
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in _IMAGE_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"{p}: no {'/'.join(_IMAGE_SUFFIXES)} images to check the export on")
+            files += found
+        else:
+            files.append(p)  # a missing or corrupt file is named by read_image
+    return files[:limit]
 
 
 def check_export(
@@ -314,6 +320,8 @@ def check_export(
     from .onnx_runtime import OnnxPoseModel
 
     onnx_model = OnnxPoseModel(onnx_path, threads=threads)
+    if images is not None and not isinstance(images, (str, Path)) and len(images) == 0:
+        images = None  # an empty list (e.g. a command-line option given no values) means "no images"
     if images is None:
         arrays: list[Any] = _synthetic_images()
         inputs = "synthetic random images"
@@ -382,9 +390,13 @@ def check_export(
 
 
 def _default_output(model: str | Path | nn.Module, size: tuple[int, int], attention: str | None) -> Path:
-    stem = type(model).__name__.lower() if isinstance(model, nn.Module) else Path(str(model)).stem
+    """``<stem>_<H>x<W>[_attention].onnx`` beside a weights file, else in the working folder."""
     tail = "" if attention is None else "_attention"
-    return Path(f"{stem}_{size[0]}x{size[1]}{tail}.onnx")
+    if isinstance(model, nn.Module):
+        return Path(f"{type(model).__name__.lower()}_{size[0]}x{size[1]}{tail}.onnx")
+    source = Path(str(model))
+    folder = source.parent if source.is_file() else Path()
+    return folder / f"{source.stem}_{size[0]}x{size[1]}{tail}.onnx"
 
 
 def run_export(
@@ -403,9 +415,11 @@ def run_export(
 ) -> dict[str, Any]:
     """Everything ``tpose export`` does: build the model, export it, check it against PyTorch.
 
-    ``model`` is a registry name (with ``checkpoint``), a weights file, or a module. The check runs on
-    ``verify_images`` (files or a folder) or, without them, on seeded random images; it raises
-    :class:`ExportCheckError` when decoded keypoints differ by more than ``tolerance_px``.
+    ``model`` is a registry name (with ``checkpoint``), a weights file, or a module. ``output`` defaults
+    to ``<stem>_<H>x<W>.onnx`` beside a weights file (in the working folder for a name or module). The
+    check runs on ``verify_images`` (files and/or folders) or, without them, on seeded random images; it
+    raises :class:`ExportCheckError` when decoded keypoints differ by more than ``tolerance_px`` heatmap
+    pixels (see :func:`check_export`). The summary's ``check`` holds every measured difference.
     """
     from ..inference.predictor import _build_torch_model
 
