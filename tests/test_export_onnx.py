@@ -42,15 +42,6 @@ def real_images() -> list[Path]:
     return sorted(DET.glob("*.jpg")) + [LSPET / f"im0900{i}.jpg" for i in range(1, 5)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two threads on a shared 2-core machine spin against each other; one is many times faster here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> tuple[tpose.TransPose, Path]:
     model = tiny_model()

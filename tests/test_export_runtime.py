@@ -29,15 +29,6 @@ def tiny_model(num_keypoints: int = 17) -> tpose.TransPose:
     ).eval()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two threads on a shared 2-core machine spin against each other; one is many times faster here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> tuple[tpose.TransPose, Path, Path]:
     model = tiny_model()

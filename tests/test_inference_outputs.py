@@ -22,15 +22,6 @@ DET = DATA / "coco-det-sample"
 needs_data = pytest.mark.skipif(not DET.is_dir(), reason=f"real test data not found at {DET}")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two threads on a shared 2-core machine spin against each other; one is many times faster here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny() -> tpose.TransPose:
     torch.manual_seed(0)
