@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-def _size(text: str) -> tuple[int, int]:
+def parse_size(text: str) -> tuple[int, int]:
     """``256x192`` -> (256, 192) as (H, W)."""
     try:
         h, w = text.lower().split("x")
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="parameters, multiply-adds, tokens and peak memory of a model")
     p.add_argument("model")
-    p.add_argument("--input-size", type=_size, default=(256, 192), help="HxW (default 256x192)")
+    p.add_argument("--input-size", type=parse_size, default=(256, 192), help="HxW (default 256x192)")
     p.add_argument("--no-memory", action="store_true", help="skip the forward pass that measures peak memory")
     p.set_defaults(func=_cmd_info)
 
@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-json", action="store_true")
     p.add_argument("--coco-results", help="also write a COCO keypoint results JSON here")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--input-size", type=_size, help="HxW crop size (default: the model's)")
+    p.add_argument("--input-size", type=parse_size, help="HxW crop size (default: the model's)")
     p.add_argument("--decode", choices=("dark", "argmax"), default="dark")
     p.add_argument("--draw-boxes", action="store_true")
     p.add_argument("--backend", choices=("torch", "onnx", "onnxruntime"), default="torch")
@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", dest="weights", help=argparse.SUPPRESS)
     p.add_argument("--format", choices=("onnx", "pth"), default="onnx")
     p.add_argument("-o", "--output", help="output file (default: beside the weights / in the working folder)")
-    p.add_argument("--input-size", type=_size, help="HxW fixed at export (default: the model's)")
+    p.add_argument("--input-size", type=parse_size, help="HxW fixed at export (default: the model's)")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--attention", nargs="?", const="mean", default=False,
                    help="also output every layer's attention maps (mean over heads, or 'heads')")
@@ -287,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limbs", action="store_true", help="PCK over the 12 limb joints COCO and LSP share")
     p.add_argument("--no-flip", action="store_true")
     p.add_argument("--decode", choices=("dark", "argmax"), default="dark")
-    p.add_argument("--input-size", type=_size)
+    p.add_argument("--input-size", type=parse_size)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu")
     p.add_argument("--results", help="write the COCO results JSON here")

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..cli import parse_size
 from .common import (
     current_rss_bytes,
     fmt,
@@ -380,19 +381,11 @@ def _markdown(results: dict[str, Any]) -> list[str]:
     return sections
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = text.lower().split("x")
-        return int(h), int(w)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW such as 256x192, got {text!r}") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="TransPose inference benchmark: reference vs ours vs ONNX Runtime")
     p.add_argument("--models", nargs="+", default=None, help="registry names (default: all variants)")
     p.add_argument("--batch", nargs="+", type=int, default=[1, 8], help="batch sizes (default: 1 8)")
-    p.add_argument("--input-size", type=_size, default=(256, 192), help="HxW (default 256x192)")
+    p.add_argument("--input-size", type=parse_size, default=(256, 192), help="HxW (default 256x192)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per path (default 5)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: usable cores)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="folder for the JSON and Markdown results")
