@@ -27,7 +27,7 @@ from tpose.data import LSP14, CropCache, TopDownDataset, load_lspet_records
 
 # run from the repository root: results go to benchmarks/results, data is ../shared/data
 REPO = Path(".")
-DEFAULT_LSPET = REPO.parent / "shared" / "data" / "lspet"
+DEFAULT_LSPET = Path("..") / "shared" / "data" / "lspet"
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -72,7 +72,7 @@ from .common import (
 # run from the repository root: results go to benchmarks/results, data is ../shared/data
 REPO = Path(".")
 DEFAULT_OUT = REPO / "benchmarks" / "results"
-DEFAULT_LSPET = REPO.parent / "shared" / "data" / "lspet"
+DEFAULT_LSPET = Path("..") / "shared" / "data" / "lspet"
 LEVERS = ("channels_last", "fused", "attn_dropout0", "bf16", "compile")
 DEFAULT_LEVERS = ("channels_last", "fused", "fused+attn_dropout0", "bf16", "compile")
 MODELS = ("transpose_r_a4", "transpose_h_s")
