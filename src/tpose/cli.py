@@ -257,12 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output file (default: beside the weights / in the working folder)")
     p.add_argument("--input-size", type=parse_size, help="HxW fixed at export (default: the model's)")
     p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--attention", nargs="?", const="mean", default=False,
-                   help="also output every layer's attention maps (mean over heads, or 'heads')")
+    p.add_argument("--attention", nargs="?", const="heads", default=False,
+                   help="also output every layer's attention maps, per head (what explain needs) or 'mean'")
     p.add_argument("--keypoint-set")
     p.add_argument("--no-verify", action="store_true", help="skip the comparison with PyTorch")
     p.add_argument("--verify-images", nargs="*", help="images (or a folder) for the comparison")
-    p.add_argument("--tolerance", type=float, default=1e-3, help="max keypoint difference in pixels")
+    p.add_argument("--tolerance", type=float, default=1e-3, help="max decoded-keypoint difference, in heatmap pixels")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("bench", help="inference (default), training-step (--train) or data-pipeline (--data) "
