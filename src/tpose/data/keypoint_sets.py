@@ -7,6 +7,7 @@ the same fields (see ``KeypointSet.from_file``).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,25 @@ BUILTIN = {s.name: s for s in (COCO17, LSP14, MPII16)}
 LIMB_JOINTS = tuple(
     f"{side}_{part}" for part in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle") for side in ("left", "right")
 )
+
+
+def default_keypoint_set(num_keypoints: int) -> KeypointSet:
+    """COCO-17, LSP-14 or MPII-16 by count; otherwise generic names ``kp0``, ``kp1``..."""
+    for known in (COCO17, LSP14, MPII16):
+        if known.num_keypoints == num_keypoints:
+            return known
+    return KeypointSet(name=f"generic{num_keypoints}", names=tuple(f"kp{i}" for i in range(num_keypoints)))
+
+
+def keypoint_set_from_metadata(meta: Any) -> KeypointSet | None:
+    """The keypoint set saved with weights (a built-in name, a JSON string or a full definition), if any."""
+    value = meta.get("keypoint_set") if isinstance(meta, Mapping) else None
+    if not value:
+        return None
+    if isinstance(value, Mapping):
+        return KeypointSet.from_dict(dict(value))
+    text = str(value).strip()
+    return KeypointSet.from_dict(json.loads(text)) if text.startswith("{") else get_keypoint_set(text)
 
 
 def get_keypoint_set(name_or_path: str | Path | KeypointSet) -> KeypointSet:

@@ -9,6 +9,7 @@ from typing import Any
 from torch.utils.data import DataLoader
 
 from ..data import LIMB_JOINTS, TopDownDataset, get_keypoint_set
+from ..data.keypoint_sets import default_keypoint_set, keypoint_set_from_metadata
 from ..models.checkpoint import load_model
 from .evaluate import evaluate
 
@@ -41,7 +42,9 @@ def run_eval(
     17-keypoint models, PCK otherwise), with ground-truth boxes, or the person boxes of ``detections``.
     """
     model = load_model(weights)
-    model_set = get_keypoint_set(_metadata_keypoint_set(model))
+    model_set = keypoint_set_from_metadata(getattr(model, "metadata", None)) or default_keypoint_set(
+        model.config.num_keypoints
+    )
     size = tuple(input_size) if input_size else model.config.image_size
     boxes = "gt"
     coco_gt = None
@@ -85,15 +88,3 @@ def run_eval(
         Path(report_json).parent.mkdir(parents=True, exist_ok=True)
         Path(report_json).write_text(json.dumps(out, indent=2, default=str))
     return out
-
-
-def _metadata_keypoint_set(model: Any) -> Any:
-    meta = getattr(model, "metadata", None) or {}
-    kp = meta.get("keypoint_set")
-    if isinstance(kp, dict):
-        from ..data import KeypointSet
-
-        return KeypointSet.from_dict(kp)
-    if kp:
-        return kp
-    return {17: "coco17", 14: "lsp14", 16: "mpii16"}.get(model.config.num_keypoints, "coco17")

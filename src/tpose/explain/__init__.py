@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from ..data.keypoint_sets import COCO17, LSP14, MPII16, KeypointSet, get_keypoint_set
+from ..data.keypoint_sets import KeypointSet, default_keypoint_set, get_keypoint_set
 from .attention import (
     DEFAULT_THRESHOLD,
     HEATMAP_STRIDE,
@@ -60,10 +60,7 @@ def _keypoint_set(spec: str | Path | KeypointSet | None, num_keypoints: int) -> 
                 f"keypoint set {kset.name!r} has {kset.num_keypoints} keypoints but the model predicts {num_keypoints}"
             )
         return kset
-    for known in (COCO17, LSP14, MPII16):
-        if known.num_keypoints == num_keypoints:
-            return known
-    return KeypointSet(name=f"generic{num_keypoints}", names=tuple(f"kp{i}" for i in range(num_keypoints)))
+    return default_keypoint_set(num_keypoints)
 
 
 def _build_model(

@@ -116,22 +116,22 @@ def _constant(v: np.ndarray) -> bool:
     return v.size < 2 or bool(np.ptp(v) <= 1e-12 * max(1.0, float(np.abs(v).max())))
 
 
-def _pearson(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+def _correlation(method, a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """``method`` (scipy.stats.pearsonr or spearmanr) over the masked entries; NaN when either is constant."""
     a, b = a[mask], b[mask]
     if _constant(a) or _constant(b):
         return float("nan")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return float(np.clip(stats.pearsonr(a, b)[0], -1.0, 1.0))
+        return float(np.clip(method(a, b)[0], -1.0, 1.0))
+
+
+def _pearson(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    return _correlation(stats.pearsonr, a, b, mask)
 
 
 def _spearman(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
-    a, b = a[mask], b[mask]
-    if _constant(a) or _constant(b):
-        return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(np.clip(stats.spearmanr(a, b)[0], -1.0, 1.0))
+    return _correlation(stats.spearmanr, a, b, mask)
 
 
 def head_tokens(model: nn.Module, heatmap_xy: Sequence[int], grid_hw: tuple[int, int]) -> np.ndarray:

@@ -142,7 +142,7 @@ def _default_keypoint_set(model: nn.Module) -> KeypointSet | None:
     config = getattr(model, "config", None)
     if config is None:
         return None
-    from ..inference.predictor import default_keypoint_set
+    from ..data.keypoint_sets import default_keypoint_set
 
     return default_keypoint_set(int(config.num_keypoints))
 

@@ -21,7 +21,12 @@ from torch import nn
 from ..codecs.decode import decode_heatmaps, flip_heatmaps_back, heatmap_to_image
 from ..data.affine import box_to_center_scale, crop
 from ..data.image_io import read_image
-from ..data.keypoint_sets import COCO17, LSP14, MPII16, KeypointSet, get_keypoint_set
+from ..data.keypoint_sets import (
+    KeypointSet,
+    default_keypoint_set,
+    get_keypoint_set,
+    keypoint_set_from_metadata,
+)
 from ..engine.metrics import oks_nms, rescore
 from .results import person_record
 from .sources import Detections, Frame, ImageSource, load_detections, open_source
@@ -52,25 +57,6 @@ class PersonPose:
 def person_score(keypoint_scores: np.ndarray, box_score: float, threshold: float = PERSON_SCORE_THRESHOLD) -> float:
     """Box score x mean of the keypoint scores above ``threshold`` (0 when none is)."""
     return float(rescore(np.asarray(keypoint_scores).reshape(1, -1), float(box_score), threshold)[0])
-
-
-def default_keypoint_set(num_keypoints: int) -> KeypointSet:
-    """COCO-17, LSP-14 or MPII-16 by count; otherwise generic names ``kp0``, ``kp1``..."""
-    for known in (COCO17, LSP14, MPII16):
-        if known.num_keypoints == num_keypoints:
-            return known
-    return KeypointSet(name=f"generic{num_keypoints}", names=tuple(f"kp{i}" for i in range(num_keypoints)))
-
-
-def _keypoint_set_from_metadata(meta: Mapping[str, Any] | None) -> KeypointSet | None:
-    """The keypoint set saved with the weights (a built-in name or a full definition), if any."""
-    value = meta.get("keypoint_set") if isinstance(meta, Mapping) else None
-    if not value:
-        return None
-    if isinstance(value, Mapping):
-        return KeypointSet.from_dict(dict(value))
-    text = str(value).strip()
-    return KeypointSet.from_dict(json.loads(text)) if text.startswith("{") else get_keypoint_set(text)
 
 
 def _sidecar_metadata(path: Path) -> dict[str, Any] | None:
@@ -175,7 +161,7 @@ class PosePredictor:
             self._onnx = _OnnxRunner(Path(model), str(device))
             model_size = self._onnx.image_size
             num_keypoints = self._onnx.num_keypoints
-            found_set = _keypoint_set_from_metadata(self._onnx.metadata) or _keypoint_set_from_metadata(
+            found_set = keypoint_set_from_metadata(self._onnx.metadata) or keypoint_set_from_metadata(
                 _sidecar_metadata(Path(model))
             )
         else:
@@ -472,9 +458,9 @@ def _build_torch_model(
 
     if isinstance(model, nn.Module):
         if checkpoint is None:
-            return model, _keypoint_set_from_metadata(getattr(model, "metadata", None))
+            return model, keypoint_set_from_metadata(getattr(model, "metadata", None))
         load_weights(model, checkpoint)
-        return model, _keypoint_set_from_metadata(read_metadata(checkpoint))
+        return model, keypoint_set_from_metadata(read_metadata(checkpoint))
     name = str(model)
     if name not in list_models() and (Path(name).suffix in WEIGHT_SUFFIXES or Path(name).is_file()):
         if checkpoint is not None:
@@ -482,7 +468,7 @@ def _build_torch_model(
         if not Path(name).is_file():
             raise FileNotFoundError(f"{name}: no such weights file")
         loaded = load_model(name)
-        return loaded, _keypoint_set_from_metadata(getattr(loaded, "metadata", None))
+        return loaded, keypoint_set_from_metadata(getattr(loaded, "metadata", None))
     if name not in list_models():
         raise ValueError(f"unknown model {name!r}: use one of {', '.join(list_models())} or a weights file")
     if checkpoint is None:
@@ -490,8 +476,8 @@ def _build_torch_model(
     meta = read_metadata(checkpoint)
     if meta and isinstance(meta.get("model"), Mapping):
         loaded = load_model(checkpoint)
-        return loaded, _keypoint_set_from_metadata(meta)
-    return create_model(name, checkpoint=checkpoint), _keypoint_set_from_metadata(meta)
+        return loaded, keypoint_set_from_metadata(meta)
+    return create_model(name, checkpoint=checkpoint), keypoint_set_from_metadata(meta)
 
 
 def as_rgb_image(image: str | Path | np.ndarray) -> np.ndarray:
