@@ -13,6 +13,9 @@ reference plus levers, joined with ``+``:
 - ``fused``: ``model(x)``, i.e. ``F.scaled_dot_product_attention`` instead of the explicit softmax. On a
   CPU, PyTorch takes its fused (flash) kernel only without dropout; in training the attention dropout
   (0.1, as released) sends it to the unfused math kernel.
+- ``fast_dropout``: ``tpose.models.dropout``: dropout masks from 16 random bits per element instead of
+  PyTorch's per-element Bernoulli draw on a CPU (same drop probability to 1/65536, unbiased); with
+  ``fused`` and attention dropout > 0 the attention runs the explicit softmax with that mask.
 - ``attn_dropout0``: attention-weight dropout set to 0 (a change of the released recipe), which lets
   ``fused`` run the flash kernel in training.
 - ``bf16``: ``torch.autocast("cpu", dtype=torch.bfloat16)`` around the forward (the loss in fp32), as
@@ -73,8 +76,9 @@ from .common import (
 REPO = Path(".")
 DEFAULT_OUT = REPO / "benchmarks" / "results"
 DEFAULT_LSPET = Path("..") / "shared" / "data" / "lspet"
-LEVERS = ("channels_last", "fused", "attn_dropout0", "bf16", "compile")
-DEFAULT_LEVERS = ("channels_last", "fused", "fused+attn_dropout0", "bf16", "compile")
+LEVERS = ("channels_last", "fused", "fast_dropout", "attn_dropout0", "bf16", "compile")
+DEFAULT_LEVERS = ("channels_last", "fused", "fast_dropout", "fused+fast_dropout", "fused+attn_dropout0", "bf16",
+                  "compile")
 MODELS = ("transpose_r_a4", "transpose_h_s")
 SIZES = ((128, 96), (256, 192))
 STEP_GOAL = ("transpose_r_a4", (128, 96), 2.0)  # default step >= 2x the reference step
@@ -137,6 +141,8 @@ def default_levers() -> frozenset[str]:
 
     train = DEFAULTS["train"]
     on = {"fused"}
+    if train.get("fast_dropout", True):
+        on.add("fast_dropout")
     if train.get("channels_last", True):
         on.add("channels_last")
     if resolve_amp(train["amp"], torch.device("cpu")) == torch.bfloat16:
@@ -195,9 +201,11 @@ def _build_step(
 ) -> tuple[Callable[[], torch.Tensor], torch.nn.Module]:
     """A no-argument training step for ``cfg`` on its own copy of ``base`` and its own Adam."""
     from tpose.engine.losses import masked_mse
+    from tpose.models.dropout import set_fast_dropout
     from tpose.models.encoder import SelfAttention
 
     model = copy.deepcopy(base).train()
+    set_fast_dropout(model, cfg.has("fast_dropout"))
     if cfg.has("channels_last"):
         model = model.to(memory_format=torch.channels_last)
     if cfg.has("attn_dropout0"):

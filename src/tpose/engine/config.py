@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
         "warmup_steps": 0,
         "amp": "auto",  # auto | off | bf16 | fp16
         "channels_last": True,
+        "fast_dropout": True,  # CPU dropout masks from 16 random bits per element (tpose.models.dropout)
         "compile": False,
         "grad_clip": 0.0,
         "seed": 0,

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from ..data.keypoint_sets import get_keypoint_set
 from ..models import create_model
 from ..models.checkpoint import load_weights, save_weights
+from ..models.dropout import set_fast_dropout
 from .builders import build_datasets
 from .config import load_config
 from .distributed import (
@@ -142,6 +143,7 @@ def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLo
         barrier(info)
 
     model.to(dev)
+    set_fast_dropout(model, bool(tcfg.get("fast_dropout", True)))
     channels_last = bool(tcfg.get("channels_last", True))
     if channels_last:
         model.to(memory_format=torch.channels_last)

@@ -14,9 +14,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dropout import Dropout, fast_dropout
+
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with Q, K from ``x + pos`` and V from ``x``."""
+    """Multi-head self-attention with Q, K from ``x + pos`` and V from ``x``.
+
+    In CPU training with attention dropout, PyTorch's fused kernel falls back to its unfused path with
+    a slow Bernoulli mask; there the explicit softmax with :func:`fast_dropout` is faster
+    (``fast_dropout = False`` restores PyTorch's dropout).
+    """
+
+    fast_dropout: bool = True
 
     def __init__(self, d: int, heads: int, dropout: float = 0.1) -> None:
         super().__init__()
@@ -50,11 +59,14 @@ class SelfAttention(nn.Module):
         q, k, v = self._split(q), self._split(k), self._split(v)
         p = self.dropout if self.training else 0.0
         weights = None
-        if need_weights:
+        cheap_mask = p > 0 and self.fast_dropout and x.device.type == "cpu"
+        if need_weights or cheap_mask:
             scale = 1.0 / math.sqrt(d // self.heads)
             attn = torch.softmax((q * scale) @ k.transpose(-2, -1), dim=-1)
-            weights = attn if keep_heads else attn.mean(dim=1)
-            out = F.dropout(attn, p, self.training) @ v
+            if need_weights:
+                weights = attn if keep_heads else attn.mean(dim=1)
+            attn = fast_dropout(attn, p) if cheap_mask else F.dropout(attn, p, self.training)
+            out = attn @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
         bsz, _, n, _ = out.shape
@@ -72,9 +84,9 @@ class EncoderLayer(nn.Module):
         self.linear2 = nn.Linear(ffn, d)
         self.norm1 = nn.LayerNorm(d)
         self.norm2 = nn.LayerNorm(d)
-        self.dropout = nn.Dropout(dropout)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
+        self.dropout1 = Dropout(dropout)
+        self.dropout2 = Dropout(dropout)
 
     def forward(
         self, x: torch.Tensor, pos: torch.Tensor | None, need_weights: bool = False, keep_heads: bool = False
