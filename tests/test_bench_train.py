@@ -256,3 +256,28 @@ def test_time_limit_and_cpu_features() -> None:
     assert all(isinstance(v, bool) for v in feats.values())
     if Path("/proc/cpuinfo").is_file():
         assert set(feats) >= {"avx2", "avx512_bf16", "amx_bf16"}
+
+
+def test_levers_run_only_at_the_lever_at_pairs() -> None:
+    small = {**SMALL, "models": ["transpose_r_a3", "transpose_h_s"], "model_overrides": {**TINY, "num_layers": 1}}
+    res = bench.run_train_benchmark(**small, levers=["fast_dropout"], lever_at=[("transpose_r_a3", (64, 48))],
+                                    data=False, out=None)
+    rows = {(r["model"], r["config"]): r for r in res["rows"]}
+    assert rows[("transpose_r_a3", "fast_dropout")]["median_s"] > 0
+    assert rows[("transpose_h_s", "fast_dropout")]["skipped"] == "levers timed only at lever_at"
+    assert rows[("transpose_h_s", "reference")]["median_s"] > 0 and rows[("transpose_h_s", "default")]["median_s"] > 0
+    assert res["lever_at"] == ["transpose_r_a3@64x48"]
+    assert bench.parse_model_size("transpose_h_s@256x192") == ("transpose_h_s", (256, 192))
+    with pytest.raises(Exception, match="MODEL@HxW"):
+        bench.parse_model_size("256x192")
+
+
+def test_reference_uses_pytorch_dropout_and_default_the_cheap_mask(monkeypatch) -> None:
+    from tpose.models import dropout as dropout_mod
+
+    seen: list[bool] = []
+    real = dropout_mod.set_fast_dropout
+    monkeypatch.setattr(dropout_mod, "set_fast_dropout", lambda m, on: seen.append(on) or real(m, on))
+    bench.run_train_benchmark(**SMALL, levers=[], data=False, out=None)
+    assert seen == [False, "fast_dropout" in bench.default_levers()]
+    assert "fast_dropout" in bench.default_levers()

@@ -409,6 +409,7 @@ def run_train_benchmark(
     bf16_steps: int = 1,
     bf16_rounds: int = 1,
     bf16_sizes: Sequence[tuple[int, int]] | None = None,
+    lever_at: Sequence[tuple[str, tuple[int, int]]] | None = None,
     compile_timeout: float | None = 900.0,
     data: bool = True,
     lspet: str | Path = DEFAULT_LSPET,
@@ -428,7 +429,9 @@ def run_train_benchmark(
     doc); ``threads``: torch intra-op threads (default: usable cores); ``warmup``: untimed steps per
     configuration; ``bf16_steps``, ``bf16_rounds``: steps per round and rounds of bf16 configurations
     where they are slow (no native bf16 kernels); ``bf16_sizes``: the sizes at which bf16 configurations
-    run (default: all); ``compile_timeout``: seconds
+    run (default: all); ``lever_at``: (model, (H, W)) pairs at which the configurations besides reference
+    and default run (default: everywhere; elsewhere their rows say why they were not timed);
+    ``compile_timeout``: seconds
     allowed for the first compiled step; ``data``: also time the data pipeline on LSPET at ``lspet``
     (skipped with a note if absent) with ``workers`` (default: usable cores) over the first
     ``data_samples`` images, ``data_batches`` batches per round, crop cache in ``cache_dir`` (default: a
@@ -453,6 +456,7 @@ def run_train_benchmark(
     default = default_levers()
     configs = configurations(levers, default)
     bf16_at = None if bf16_sizes is None else {(int(h), int(w)) for h, w in bf16_sizes}
+    lever_pairs = None if lever_at is None else {(str(m), (int(hw[0]), int(hw[1]))) for m, hw in lever_at}
     threads = int(threads or usable_cores())
     workers = usable_cores() if workers is None else int(workers)
     torch.set_num_threads(threads)
@@ -484,6 +488,9 @@ def run_train_benchmark(
                 say(f"{name} at {size[0]}x{size[1]}, batch {batch}, {threads} threads:")
                 skip = {} if bf16_at is None or size in bf16_at else {
                     c.name: "bf16 not timed at this size (bf16_sizes)" for c in configs if c.has("bf16")}
+                if lever_pairs is not None and (name, size) not in lever_pairs:
+                    skip.update({c.name: "levers timed only at lever_at" for c in configs
+                                 if c.name not in ("reference", "default")})
                 rows += time_steps(name, size, configs, batch, plan, overrides, skip,
                                    machine.get("memory_bytes") or 0, say)
             if data:
@@ -510,6 +517,7 @@ def run_train_benchmark(
         "bf16_rounds": bf16_rounds,
         "bf16_sizes": None if bf16_at is None else [f"{h}x{w}" for h, w in sorted(bf16_at)],
         "bf16_is_slow": plan.bf16_is_slow,
+        "lever_at": None if lever_pairs is None else [f"{m}@{h}x{w}" for m, (h, w) in sorted(lever_pairs)],
         "compile_timeout_s": compile_timeout,
         "threads": threads,
         "workers": workers,
@@ -617,7 +625,10 @@ def _markdown(results: dict[str, Any]) -> list[str]:
         "return_attention=True: explicit softmax(QK^T/sqrt(e)) with attention dropout, head-averaged maps kept and "
         "discarded); **channels_last** = model and input in channels_last; **fused** = model(x), "
         "F.scaled_dot_product_attention (on a CPU with attention dropout > 0 it runs the unfused math kernel); "
-        "**attn_dropout0** = attention-weight dropout 0 (a recipe change; lets fused run the flash kernel); "
+        "**fast_dropout** = dropout masks from 16 random bits per element (tpose.models.dropout) instead of "
+        "PyTorch's per-element Bernoulli draw; with fused and attention dropout > 0 the attention runs the explicit "
+        "softmax with that mask; **attn_dropout0** = attention-weight dropout 0 (a recipe change; lets fused run "
+        "the flash kernel); "
         "**bf16** = torch.autocast(\"cpu\", bfloat16) around the forward; **compile** = torch.compile, compile "
         "(s) = first step minus the median step; **default** = what `tpose train` does here. A step = forward, "
         "masked MSE, backward, Adam step on random data.")
@@ -633,6 +644,13 @@ def parse_size(text: str) -> tuple[int, int]:
         return int(h), int(w)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected HxW such as 128x96, got {text!r}") from None
+
+
+def parse_model_size(text: str) -> tuple[str, tuple[int, int]]:
+    model, sep, size = text.partition("@")
+    if not sep or not model:
+        raise argparse.ArgumentTypeError(f"expected MODEL@HxW such as transpose_r_a4@128x96, got {text!r}")
+    return model, parse_size(size)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -653,6 +671,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bf16-rounds", type=int, default=1, help="rounds bf16 configurations take part in (default 1)")
     p.add_argument("--bf16-sizes", nargs="+", type=parse_size, default=None, metavar="HxW",
                    help="sizes at which to time bf16 configurations (default: all of --sizes)")
+    p.add_argument("--lever-at", nargs="+", type=parse_model_size, default=None, metavar="MODEL@HxW",
+                   help="time the --levers configurations only at these model/size pairs (default: everywhere)")
     p.add_argument("--compile-timeout", type=float, default=900.0, help="seconds for the first compiled step")
     p.add_argument("--no-data", action="store_true", help="skip the data pipeline")
     p.add_argument("--lspet", default=str(DEFAULT_LSPET), help="LSPET root (joints.mat, images/)")
@@ -670,7 +690,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = run_train_benchmark(
         models=args.models, sizes=args.sizes, batch=args.batch, steps=args.steps, rounds=args.rounds,
         levers=args.levers, threads=args.threads, out=args.out, warmup=args.warmup, bf16_steps=args.bf16_steps,
-        bf16_rounds=args.bf16_rounds, bf16_sizes=args.bf16_sizes, compile_timeout=args.compile_timeout,
+        bf16_rounds=args.bf16_rounds, bf16_sizes=args.bf16_sizes, lever_at=args.lever_at,
+        compile_timeout=args.compile_timeout,
         data=not args.no_data, lspet=args.lspet, workers=args.workers, data_samples=args.data_samples,
         data_batches=args.data_batches, cache_dir=args.cache_dir, note=args.note,
         command=shlex.join(["python", "benchmarks/bench_train.py", *argv]),
