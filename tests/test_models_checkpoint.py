@@ -59,6 +59,21 @@ def test_safetensors_round_trip(tmp_path: Path) -> None:
         torch.testing.assert_close(again(x), model(x), atol=0, rtol=0)
 
 
+def test_half_precision_storage_loads_back_as_float32(tmp_path: Path) -> None:
+    model = _tiny(num_keypoints=14)
+    path = save_weights(model, tmp_path / "w.safetensors", storage_dtype=torch.float16)
+    assert (tmp_path / "w.safetensors").stat().st_size < 0.6 * (save_weights(model, tmp_path / "f.safetensors")
+                                                                  .stat().st_size)
+    assert read_metadata(path)["storage_dtype"] == "float16"
+    again = load_model(path)
+    for k, v in model.state_dict().items():
+        got = again.state_dict()[k]
+        assert got.dtype == v.dtype, k  # float32 parameters, int64 counters
+        assert torch.equal(got, v.half().to(v.dtype) if v.is_floating_point() else v), k
+    with pytest.raises(ValueError, match="floating-point"):
+        save_weights(model, tmp_path / "bad.safetensors", storage_dtype=torch.int8)
+
+
 def test_metadata_survives_without_the_json(tmp_path: Path) -> None:
     model = _tiny()
     path = save_weights(model, tmp_path / "w.safetensors")

@@ -82,6 +82,7 @@ DEFAULT_LEVERS = ("channels_last", "fused", "fast_dropout", "fused+fast_dropout"
 MODELS = ("transpose_r_a4", "transpose_h_s")
 SIZES = ((128, 96), (256, 192))
 STEP_GOAL = ("transpose_r_a4", (128, 96), 2.0)  # default step >= 2x the reference step
+LEVER_AT_SKIP = "levers timed only at lever_at"
 PIPELINE_GOAL = 1.5  # data pipeline images/s >= 1.5x the default step's
 # configurations that materialise [B, heads, L, L] matrices are skipped where they would need more than this share
 MEMORY_SHARE = 0.5
@@ -489,7 +490,7 @@ def run_train_benchmark(
                 skip = {} if bf16_at is None or size in bf16_at else {
                     c.name: "bf16 not timed at this size (bf16_sizes)" for c in configs if c.has("bf16")}
                 if lever_pairs is not None and (name, size) not in lever_pairs:
-                    skip.update({c.name: "levers timed only at lever_at" for c in configs
+                    skip.update({c.name: LEVER_AT_SKIP for c in configs
                                  if c.name not in ("reference", "default")})
                 rows += time_steps(name, size, configs, batch, plan, overrides, skip,
                                    machine.get("memory_bytes") or 0, say)
@@ -589,10 +590,15 @@ def _markdown(results: dict[str, Any]) -> list[str]:
         head.append(f"Model overrides: `{results['model_overrides']}`")
     if results.get("note"):
         head.append(f"**Note:** {results['note']}")
+    if results.get("lever_at"):
+        where = ", ".join(results["lever_at"])
+        head.append(f"Configurations besides reference and default were timed only at {where}.")
     headers = ["model", "input", "config", "levers", "ms/step", "img/s", "x ref", "rounds", "spread", "compile (s)"]
     table = []
     for r in results["rows"]:
         levers = " + ".join(r["levers"]) or "–"
+        if r.get("skipped") == LEVER_AT_SKIP:
+            continue
         if "median_s" not in r:
             why = r.get("skipped") and "skipped: " + r["skipped"] or "failed: " + r.get("error", "").splitlines()[0]
             table.append([r["model"], r["input"], r["config"], levers, why[:160], "", "", "", "", ""])

@@ -37,3 +37,47 @@ def plot_training_curves(history: list[dict[str, Any]], path: str | Path, title:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The per-epoch records of a run (its ``metrics.jsonl``)."""
+    import json
+
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a tpose train output_dir?")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_runs_compared(
+    runs: dict[str, list[dict[str, Any]]], path: str | Path, metric: str = "val_PCK@0.2", title: str | None = None
+) -> Path:
+    """Several runs side by side: train loss (left panel) and ``metric`` (right panel) per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not runs:
+        raise ValueError("no runs to plot")
+    path = Path(path)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 3.6), dpi=120)
+    for i, (label, history) in enumerate(runs.items()):
+        style = {"color": f"C{i}", "marker": "os^v"[i % 4], "label": label}
+        left.plot([int(r["epoch"]) for r in history], [r["train_loss"] for r in history], "-", **style)
+        points = [(int(r["epoch"]), r[metric]) for r in history if metric in r]
+        if points:
+            right.plot(*zip(*points, strict=True), "-", **style)
+    left.set_ylabel("train loss (masked MSE)")
+    right.set_ylabel(metric.removeprefix("val_") + " (validation)")
+    for ax in (left, right):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

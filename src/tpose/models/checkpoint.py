@@ -484,8 +484,17 @@ def _tpose_version() -> str:
         return "unknown"
 
 
-def save_weights(model: TransPose, path: str | Path, extra_metadata: dict[str, Any] | None = None) -> Path:
-    """Write ``path`` (.safetensors) and ``<stem>.json`` with the config; :func:`load_model` reads both."""
+def save_weights(
+    model: TransPose,
+    path: str | Path,
+    extra_metadata: dict[str, Any] | None = None,
+    storage_dtype: torch.dtype | None = None,
+) -> Path:
+    """Write ``path`` (.safetensors) and ``<stem>.json`` with the config; :func:`load_model` reads both.
+
+    ``storage_dtype`` (e.g. ``torch.float16``) stores floating-point tensors in that type, half the size
+    for shipping; loading casts them back to the model's dtype.
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -501,12 +510,18 @@ def save_weights(model: TransPose, path: str | Path, extra_metadata: dict[str, A
         "keypoint_set": _KEYPOINT_SET_BY_COUNT.get(model.config.num_keypoints),
         "tpose_version": _tpose_version(),
     }
+    if storage_dtype is not None:
+        if not storage_dtype.is_floating_point:
+            raise ValueError(f"storage_dtype must be a floating-point type, got {storage_dtype}")
+        meta["storage_dtype"] = str(storage_dtype).replace("torch.", "")
     meta.update(extra)
     try:
         text = json.dumps(meta, indent=2)
     except TypeError as e:
         raise ValueError(f"extra_metadata must be JSON-serialisable: {e}") from e
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if storage_dtype is not None:
+        state = {k: v.to(storage_dtype) if v.is_floating_point() else v for k, v in state.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic(path, lambda tmp: save_file(state, str(tmp), metadata={"tpose": json.dumps(meta)}))
     _atomic(path.with_suffix(".json"), lambda tmp: tmp.write_text(text + "\n"))
