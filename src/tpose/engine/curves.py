@@ -57,6 +57,7 @@ def plot_runs_compared(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if not runs:
         raise ValueError("no runs to plot")
@@ -71,6 +72,7 @@ def plot_runs_compared(
     left.set_ylabel("train loss (masked MSE)")
     right.set_ylabel(metric.removeprefix("val_") + " (validation)")
     for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()
