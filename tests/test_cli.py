@@ -121,6 +121,24 @@ def test_pretrained_offline_without_a_file_says_where_to_put_it(tmp_path, monkey
     assert "tp_h_32_256x192_enc4_d64_h128_mh1.pth" in text and str(tmp_path / "hub") in text
 
 
+def test_export_half_safetensors_keeps_metadata_and_loads(tiny_weights, tmp_path, capsys):
+    out = tmp_path / "ship" / "tiny_half.safetensors"
+    assert main(["export", "--weights", str(tiny_weights), "--format", "safetensors", "--half", "-o", str(out)]) == 0
+    assert "float16 storage" in capsys.readouterr().out
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["storage_dtype"] == "float16" and meta["keypoint_set"] == "lsp14"
+    assert meta["exported_from"] == str(tiny_weights)
+    assert out.stat().st_size < 0.6 * tiny_weights.stat().st_size
+    from tpose.models.checkpoint import load_model
+
+    a, b = load_model(tiny_weights).eval(), load_model(out).eval()
+    x = torch.randn(1, 3, 64, 48)
+    with torch.no_grad():
+        assert torch.allclose(a(x), b(x), atol=1e-2)
+    assert main(["export", "--weights", str(tiny_weights), "--format", "safetensors"]) != 0
+    assert "needs --weights and -o" in capsys.readouterr().err
+
+
 def test_export_onnx_checked_and_released_layout(tiny_weights, tmp_path, capsys):
     out = tmp_path / "tiny.onnx"
     assert main(["export", "--weights", str(tiny_weights), "-o", str(out),

@@ -153,6 +153,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
         save_released_layout(load_model(weights), out)
         print(f"wrote {out} (plain state dict in the released TransPose layout)")
         return 0
+    if args.format == "safetensors":
+        import torch
+
+        from .models.checkpoint import load_model, save_weights
+
+        if weights is None or args.output is None:
+            raise ValueError("tpose export --format safetensors needs --weights and -o")
+        model = load_model(weights)
+        carried = {k: v for k, v in (model.metadata or {}).items() if k not in ("model", "storage_dtype")}
+        carried["exported_from"] = str(weights)
+        storage = torch.float16 if args.half else None
+        save_weights(model, args.output, carried, storage_dtype=storage)
+        size = Path(args.output).stat().st_size / 1e6
+        print(f"wrote {args.output} ({size:.1f} MB, {'float16' if storage else 'float32'} storage) and its .json")
+        return 0
     from .export.onnx_export import run_export
 
     summary = run_export(
@@ -253,7 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", nargs="?", default="transpose_r_a4", help="variant name (with --weights)")
     p.add_argument("--weights", help="a registry tag or a file (default: the shipped weights)")
     p.add_argument("--checkpoint", dest="weights", help=argparse.SUPPRESS)
-    p.add_argument("--format", choices=("onnx", "pth"), default="onnx")
+    p.add_argument("--format", choices=("onnx", "pth", "safetensors"), default="onnx",
+                   help="onnx, the released .pth layout, or tpose .safetensors + .json (metadata carried over)")
+    p.add_argument("--half", action="store_true",
+                   help="with --format safetensors: store float16 (half the size; loads back as float32)")
     p.add_argument("-o", "--output", help="output file (default: beside the weights / in the working folder)")
     p.add_argument("--input-size", type=parse_size, help="HxW fixed at export (default: the model's)")
     p.add_argument("--opset", type=int, default=17)

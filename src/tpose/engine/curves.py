@@ -32,11 +32,7 @@ def plot_training_curves(history: list[dict[str, Any]], path: str | Path, title:
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -78,6 +74,12 @@ def plot_runs_compared(
         ax.legend()
     if title:
         fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
