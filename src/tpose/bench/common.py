@@ -31,24 +31,32 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _cpu_model() -> str:
+def _proc_field(path: str, key: str) -> str | None:
+    """The text after the colon of the first line of a Linux ``/proc`` file that starts with ``key``."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key):
                 return line.split(":", 1)[1].strip()
-    except OSError:
+    except (OSError, IndexError):
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def _proc_kib_bytes(path: str, key: str) -> int | None:
+    """A ``/proc`` field given in kB (``MemTotal:  24000 kB``) as bytes."""
+    value = _proc_field(path, key)
+    try:
+        return None if value is None else int(value.split()[0]) * 1024
+    except (ValueError, IndexError):
+        return None
+
+
+def _cpu_model() -> str:
+    return _proc_field("/proc/cpuinfo", "model name") or platform.processor() or platform.machine()
 
 
 def _memory_total_bytes() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    return _proc_kib_bytes("/proc/meminfo", "MemTotal:")
 
 
 def machine_info(threads: int | None = None) -> dict[str, Any]:
@@ -179,12 +187,9 @@ def peak_rss_bytes() -> int:
     ``ru_maxrss``: Linux carries that over from the parent through fork and exec, so a child spawned by
     a big parent would report at least the parent's size. Elsewhere ``ru_maxrss`` (KiB; bytes on macOS).
     """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    hwm = _proc_kib_bytes("/proc/self/status", "VmHWM:")
+    if hwm is not None:
+        return hwm
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if platform.system() == "Darwin" else peak * 1024)
 
@@ -271,14 +276,11 @@ _CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512
 
 def cpu_features() -> dict[str, bool]:
     """Which of the SIMD extensions relevant to fp32/bf16 speed the CPU reports (Linux ``/proc/cpuinfo``)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return {name: name in flags for name in _CPU_FEATURES}
-    except OSError:
-        pass
-    return {}
+    flags = _proc_field("/proc/cpuinfo", "flags")
+    if flags is None:
+        return {}
+    present = set(flags.split())
+    return {name: name in present for name in _CPU_FEATURES}
 
 
 class TimeLimitExceeded(BaseException):

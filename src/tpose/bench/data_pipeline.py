@@ -23,16 +23,12 @@ import cv2
 import numpy as np
 import torch
 
+from tpose.cli import parse_size
 from tpose.data import LSP14, CropCache, TopDownDataset, load_lspet_records
 
 # run from the repository root: results go to benchmarks/results, data is ../shared/data
 REPO = Path(".")
 DEFAULT_LSPET = Path("..") / "shared" / "data" / "lspet"
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    h, w = text.lower().split("x")
-    return int(h), int(w)
 
 
 def time_pass(ds: TopDownDataset, order: np.ndarray) -> float:

@@ -57,6 +57,7 @@ from typing import Any
 
 import torch
 
+from ..cli import parse_size
 from .common import (
     TimeLimitExceeded,
     cpu_features,
@@ -642,14 +643,6 @@ def _markdown(results: dict[str, Any]) -> list[str]:
     if goals:
         sections.append("Goals:\n\n" + "\n".join(f"- {line}" for line in goals.splitlines()))
     return sections
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        h, w = text.lower().split("x")
-        return int(h), int(w)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW such as 128x96, got {text!r}") from None
 
 
 def parse_model_size(text: str) -> tuple[str, tuple[int, int]]:
