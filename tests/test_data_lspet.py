@@ -19,8 +19,8 @@ def test_real_lspet_records() -> None:
     assert Path(records[0].image_path).name == "im00001.jpg"
     rec = records[0]
     assert rec.keypoints.shape == (14, 3)
-    # im00001's right ankle is unlabelled (placeholder coordinates), kept with v = 0
-    assert rec.keypoints[0, 2] == 0 and rec.keypoints[1, 2] == 1
+    # im00001's right ankle is unlabelled (placeholder coordinates), kept with v = 0; visible joints are v = 2
+    assert rec.keypoints[0, 2] == 0 and rec.keypoints[1, 2] == 2
     np.testing.assert_allclose(rec.keypoints[:, :2], joints[0, :, :2], rtol=0, atol=1e-4)
     vis = rec.keypoints[rec.keypoints[:, 2] > 0, :2]
     x, y, w, h = rec.box

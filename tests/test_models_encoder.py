@@ -94,7 +94,8 @@ def test_encoder_stacks_layers_without_final_norm() -> None:
         y = x
         for layer in enc.layers:
             y, _ = layer(y, pos)
-    torch.testing.assert_close(out, y, atol=1e-6, rtol=0)
+    # explicit softmax (need_weights) vs the fused kernel: float rounding differs by ~1e-6 on AVX-512
+    torch.testing.assert_close(out, y, atol=1e-5, rtol=0)
     assert len(maps) == 3
     assert not any(isinstance(m, nn.LayerNorm) for m in enc.children())
 

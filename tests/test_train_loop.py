@@ -123,11 +123,11 @@ def test_config_overrides_and_errors(tmp_path):
     assert cfg["train"]["epochs"] == 7 and cfg["model_overrides"]["image_size"] == [128, 96]
     with pytest.raises(ValueError, match="key=value"):
         load_config(None, ["train.epochs"])
-    with pytest.raises(ValueError, match="unknown section"):
+    with pytest.raises(ValueError, match="unknown key 'trian'.*did you mean 'train'"):
         load_config(None, ["trian.epochs=3"])
     bad = tmp_path / "bad.yaml"
     bad.write_text("modle: transpose_r_a4\n")
-    with pytest.raises(ValueError, match="unknown config sections"):
+    with pytest.raises(ValueError, match="bad.yaml: modle: unknown key 'modle'.*did you mean 'model'"):
         load_config(bad)
 
 

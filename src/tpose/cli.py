@@ -132,7 +132,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if weights is None:
         raise ValueError("tpose eval needs --weights (a .safetensors file written by tpose train)")
     report = run_eval(
-        weights, data=args.data, root=args.root, first=args.first, last=args.last, ann_file=args.ann_file,
+        weights, data=args.data, root=args.root, first=args.first, last=args.last, image_ids=args.image_ids,
+        ann_file=args.ann_file,
         image_dir=args.image_dir, detections=args.detections, min_box_score=args.min_box_score, metric=args.metric,
         limbs_only=args.limbs, flip_test=not args.no_flip, decode=args.decode, input_size=args.input_size,
         batch_size=args.batch_size, device=args.device, results=args.results, report_json=args.report,
@@ -293,11 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="PCK / COCO AP of weights on LSPET or COCO-format data")
     p.add_argument("--weights", help="a .safetensors written by tpose (default: the shipped weights)")
-    p.add_argument("--data", choices=("lspet", "coco"), default="lspet")
-    p.add_argument("--root", help="LSPET folder (joints.mat, images/)")
-    p.add_argument("--first", type=int, default=9001)
-    p.add_argument("--last", type=int, default=10000)
-    p.add_argument("--ann-file", help="COCO keypoint annotation JSON")
+    p.add_argument("--data", choices=("lspet", "lsp", "coco"), default="lspet",
+                   help="lspet / lsp (joints.mat + images/ under --root) or any COCO-format keypoint file")
+    p.add_argument("--root", help="LSPET or LSP folder (joints.mat, images/)")
+    p.add_argument("--first", type=int, help="first image number (LSPET default: 9001, its validation part)")
+    p.add_argument("--last", type=int, help="last image number (LSPET default: 10000)")
+    p.add_argument("--image-ids", help="a text file of image ids (one per line) to evaluate on, e.g. a split file")
+    p.add_argument("--ann-file", help="COCO-format keypoint annotation JSON (any keypoint set it names)")
     p.add_argument("--image-dir", help="folder of the COCO images")
     p.add_argument("--detections", help="COCO detection-results JSON: evaluate with detector boxes")
     p.add_argument("--min-box-score", type=float, default=0.0)

@@ -109,19 +109,54 @@ def person_category_ids(coco: Any) -> set[int]:
     return ids or {1}
 
 
+def file_keypoint_names(coco: Any) -> tuple[str, ...] | None:
+    """The person category's ``keypoints`` names, if the file states them."""
+    for cat in coco.dataset.get("categories") or []:
+        if isinstance(cat, dict) and cat.get("id") in person_category_ids(coco) and cat.get("keypoints"):
+            return tuple(str(n) for n in cat["keypoints"])
+    return None
+
+
+def coco_keypoint_set(ann: str | Path | dict[str, Any]) -> KeypointSet:
+    """The keypoint set a COCO-format file declares (a built-in one when the names match one), or COCO-17
+    when the file names none."""
+    source = "<dict>" if isinstance(ann, dict) else str(ann)
+    data = ann if isinstance(ann, dict) else read_json(ann)
+    for cat in data.get("categories") or [] if isinstance(data, dict) else []:
+        if isinstance(cat, dict) and cat.get("keypoints"):
+            skeleton = [(a - 1, b - 1) for a, b in cat.get("skeleton") or []]  # COCO's skeleton is 1-based
+            return KeypointSet.from_names(Path(source).stem, cat["keypoints"], skeleton)
+    return COCO17
+
+
+def check_keypoint_names(coco: Any, keypoint_set: KeypointSet, source: str) -> None:
+    """A file whose person keypoints are named differently from ``keypoint_set`` would be misread: refuse it."""
+    names = file_keypoint_names(coco)
+    if names is not None and names != keypoint_set.names:
+        raise ValueError(
+            f"{source}: its keypoints are {list(names)} but keypoint set {keypoint_set.name!r} is "
+            f"{list(keypoint_set.names)}; give the file's own set (or leave it out to read it from the file) and "
+            "map joints onto the model's set by name"
+        )
+
+
 def load_coco_records(
     ann_file: str | Path | dict[str, Any],
     image_dir: str | Path,
-    keypoint_set: KeypointSet | str = COCO17,
+    keypoint_set: KeypointSet | str | None = COCO17,
     require_keypoints: bool = True,
 ) -> tuple[list[PersonRecord], dict[str, int]]:
     """Ground-truth person records and counts of what was kept and skipped, by reason.
 
-    ``require_keypoints=False`` keeps persons without labelled keypoints (e.g. for box statistics).
+    ``keypoint_set`` must be the file's own (checked against ``categories[0].keypoints`` when the file
+    names its keypoints); None reads it from the file. ``require_keypoints=False`` keeps persons without
+    labelled keypoints (e.g. for box statistics).
     """
-    keypoint_set = get_keypoint_set(keypoint_set)
+    source = "<dict>" if isinstance(ann_file, dict) else str(ann_file)
+    keypoint_set = coco_keypoint_set(ann_file) if keypoint_set is None else get_keypoint_set(keypoint_set)
     k = keypoint_set.num_keypoints
     coco = load_coco(ann_file, num_keypoints=k)
+    check_keypoint_names(coco, keypoint_set, source)
     persons = person_category_ids(coco)
     image_dir = Path(image_dir)
     stats = {"images": 0, "annotations": 0, "kept": 0, "crowd": 0, "no_keypoints": 0, "invalid_box": 0,

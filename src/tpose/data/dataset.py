@@ -20,11 +20,14 @@ from .records import PersonRecord
 from .transforms import (
     AugmentConfig,
     CropParams,
+    PixelParams,
+    apply_pixel_params,
     compose,
     crop_matrix,
     lower_body_mask,
     normalize_image,
     sample_crop_params,
+    sample_pixel_params,
 )
 
 
@@ -51,12 +54,8 @@ class TopDownDataset(Dataset):
     ) -> None:
         self.records = list(records)
         self.keypoint_set = get_keypoint_set(keypoint_set)
-        self.image_size = (int(image_size[0]), int(image_size[1]))
-        h, w = self.image_size
-        if h % 4 or w % 4:
-            raise ValueError(f"image_size {self.image_size} must be divisible by 4 (heatmaps are 1/4 of the input)")
-        self.heatmap_size = (h // 4, w // 4)
-        self.aspect_ratio = w / h
+        self.set_image_size(image_size)
+        self.aspect_ratio = self.image_size[1] / self.image_size[0]
         self.train = bool(train)
         self.augment = (augment or AugmentConfig()) if self.train else None
         self.sigma = float(sigma)
@@ -82,6 +81,17 @@ class TopDownDataset(Dataset):
                                  f"{len(self.records)} records")
         self._rng: np.random.Generator | None = None
         self._rng_key: tuple | None = None
+
+    def set_image_size(self, image_size: tuple[int, int]) -> None:
+        """Crop at another (H, W) from now on (progressive resizing); the aspect ratio must stay the same."""
+        h, w = (int(image_size[0]), int(image_size[1]))
+        if h % 4 or w % 4 or h <= 0 or w <= 0:
+            raise ValueError(f"image_size {(h, w)} must be positive and divisible by 4 (heatmaps are 1/4 of the input)")
+        ratio = getattr(self, "aspect_ratio", None)
+        if ratio is not None and abs(w / h - ratio) > 1e-6:
+            raise ValueError(f"image_size {(h, w)} has another aspect ratio than the data set's {self.image_size}")
+        self.image_size = (h, w)
+        self.heatmap_size = (h // 4, w // 4)
 
     def _centers_scales(self) -> tuple[np.ndarray, np.ndarray]:
         n = len(self.records)
@@ -133,8 +143,14 @@ class TopDownDataset(Dataset):
             self.augment,
         )
 
+    def pixel_params(self, rng: np.random.Generator | None = None) -> PixelParams | None:
+        """Photometric augmentation of one training crop (None in eval mode)."""
+        if self.augment is None:
+            return None
+        return sample_pixel_params(rng if rng is not None else self.rng(), self.augment)
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return self.get_sample(index, self.crop_params(index))
+        return self.get_sample(index, self.crop_params(index), self.pixel_params())
 
     def load_source(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Pixels to crop from and the matrix from original image coordinates into them (None: the image itself)."""
@@ -142,8 +158,8 @@ class TopDownDataset(Dataset):
             return self.crops.get(index)
         return read_image(self.records[index].image_path), None
 
-    def get_sample(self, index: int, params: CropParams) -> dict[str, torch.Tensor]:
-        """Sample ``index`` cropped with ``params`` (deterministic given ``params``)."""
+    def get_sample(self, index: int, params: CropParams, pixels: PixelParams | None = None) -> dict[str, torch.Tensor]:
+        """Sample ``index`` cropped with ``params`` and changed by ``pixels`` (deterministic given both)."""
         rec = self.records[index]
         h, w = self.image_size
         hh, hw = self.heatmap_size
@@ -151,6 +167,8 @@ class TopDownDataset(Dataset):
         matrix = crop_matrix(params, (w, h))
         warp = matrix if to_source is None else compose(matrix, cv2.invertAffineTransform(to_source))
         image = cv2.warpAffine(source, warp, (w, h), flags=cv2.INTER_LINEAR)
+        if pixels is not None:
+            image = apply_pixel_params(image, pixels)
 
         kpts = rec.keypoints
         visible = kpts[:, 2].copy()

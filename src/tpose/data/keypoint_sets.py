@@ -7,7 +7,7 @@ the same fields (see ``KeypointSet.from_file``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,22 @@ class KeypointSet:
         )
 
     @classmethod
+    def from_names(cls, name: str, names: Sequence[str], skeleton: Sequence[Sequence[int]] = ()) -> KeypointSet:
+        """A set known only by its joint names (e.g. a COCO file's ``categories[0].keypoints``): a built-in
+        set when the names are one's, otherwise flip pairs from ``left``/``right`` names."""
+        names = tuple(str(n) for n in names)
+        for known in BUILTIN.values():
+            if known.names == names:
+                return known
+        pairs = []
+        for i, n in enumerate(names):
+            twin = _mirror_name(n)
+            if twin != n and twin in names and i < names.index(twin):
+                pairs.append((i, names.index(twin)))
+        return cls(name=name, names=names, flip_pairs=tuple(pairs),
+                   skeleton=tuple((int(a), int(b)) for a, b in skeleton))
+
+    @classmethod
     def from_file(cls, path: str | Path) -> KeypointSet:
         """Load a custom set from ``.yaml``/``.yml`` or ``.json``."""
         path = Path(path)
@@ -101,6 +117,14 @@ class KeypointSet:
             raise ValueError(f"{path}: a keypoint set file must hold a mapping with 'names', got {type(data).__name__}")
         data.setdefault("name", path.stem)
         return cls.from_dict(data)
+
+
+def _mirror_name(name: str) -> str:
+    """``left_wrist`` <-> ``right_wrist`` (also ``l_``/``r_`` prefixes); other names are their own mirror."""
+    for a, b in (("left", "right"), ("right", "left"), ("l_", "r_"), ("r_", "l_")):
+        if name.startswith(a):
+            return b + name[len(a):]
+    return name
 
 
 def _side_color(name: str) -> tuple[int, int, int]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .image_io import image_size
-from .records import PersonRecord
+from .records import VISIBLE, PersonRecord
 
 NUM_JOINTS = 14
 NUM_IMAGES = 10000
@@ -67,7 +67,8 @@ def load_lspet_records(root: str | Path, first: int = TRAIN_RANGE[0], last: int 
     """One record per image ``im{first:05d}`` .. ``im{last:05d}`` (inclusive, 1-based).
 
     The box is the tight box of the visible joints that lie inside the image (its larger side is the
-    PCK normaliser); ``keypoints`` keep every joint, with v = 0 for the unlabelled ones.
+    PCK normaliser); ``keypoints`` keep every joint, v = 2 for visible ones and v = 0 for the others, whose
+    coordinates LSPET leaves as placeholders (so they are unlabelled, not occluded).
     """
     root = Path(root)
     joints = load_lspet_joints(root)
@@ -78,7 +79,7 @@ def load_lspet_records(root: str | Path, first: int = TRAIN_RANGE[0], last: int 
     for number in range(first, last + 1):
         path = lspet_image_path(root, number)
         kpts = joints[number - 1].astype(np.float32)
-        kpts[:, 2] = (kpts[:, 2] > 0).astype(np.float32)
+        kpts[:, 2] = np.where(kpts[:, 2] > 0, float(VISIBLE), 0.0)  # invisible joints have no position
         width, height = image_size(path)
         box = tight_box(kpts, width, height)
         records.append(PersonRecord(image_path=str(path), box=box, keypoints=kpts, image_id=number))

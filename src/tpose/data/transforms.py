@@ -31,6 +31,12 @@ class AugmentConfig:
     rotation_factor: float = 45.0  # degrees: clip(N(0, f), -2f, 2f)
     rotation_prob: float = 0.6
     flip_prob: float = 0.5
+    # beyond the released recipe (all off by default): scenes unlike sports photos
+    color_jitter: float = 0.0  # brightness, contrast and saturation each scaled by U(1 - c, 1 + c)
+    grayscale_prob: float = 0.0
+    blur_prob: float = 0.0  # Gaussian blur, sigma U(0.5, 2) crop pixels (out of focus, motion, low resolution)
+    occlusion_prob: float = 0.0  # 1-3 random rectangles of random colour over the crop; the labels stay
+    occlusion_max_area: float = 0.2  # each rectangle covers at most this share of the crop
 
 
 @dataclass
@@ -42,6 +48,70 @@ class CropParams:
     rotation: float = 0.0
     flip: bool = False
     half_body: bool = field(default=False, compare=False)
+
+
+@dataclass
+class PixelParams:
+    """Photometric changes of one training crop, drawn apart from applying them (see ``CropParams``)."""
+
+    brightness: float = 1.0
+    contrast: float = 1.0
+    saturation: float = 1.0
+    grayscale: bool = False
+    blur_sigma: float = 0.0
+    occluders: tuple[tuple[float, float, float, float, tuple[int, int, int]], ...] = ()  # x, y, w, h (0..1), RGB
+
+    @property
+    def identity(self) -> bool:
+        return (self.brightness == self.contrast == self.saturation == 1.0 and not self.grayscale
+                and not self.blur_sigma and not self.occluders)
+
+
+def sample_pixel_params(rng: np.random.Generator, config: AugmentConfig) -> PixelParams:
+    """The photometric part of the augmentation; draws nothing when every such option is off."""
+    out = PixelParams()
+    c = float(config.color_jitter)
+    if c > 0:
+        out.brightness, out.contrast, out.saturation = (float(v) for v in rng.uniform(1 - c, 1 + c, 3))
+    if config.grayscale_prob > 0:
+        out.grayscale = bool(rng.random() < config.grayscale_prob)
+    if config.blur_prob > 0 and rng.random() < config.blur_prob:
+        out.blur_sigma = float(rng.uniform(0.5, 2.0))
+    if config.occlusion_prob > 0 and rng.random() < config.occlusion_prob:
+        boxes = []
+        for _ in range(int(rng.integers(1, 4))):
+            area = rng.uniform(0.02, config.occlusion_max_area)
+            aspect = np.exp(rng.uniform(np.log(0.3), np.log(3.0)))
+            w, h = min(1.0, np.sqrt(area * aspect)), min(1.0, np.sqrt(area / aspect))
+            x, y = rng.uniform(0, 1 - w), rng.uniform(0, 1 - h)
+            color = tuple(int(v) for v in rng.integers(0, 256, 3))
+            boxes.append((float(x), float(y), float(w), float(h), color))
+        out.occluders = tuple(boxes)
+    return out
+
+
+def apply_pixel_params(image: np.ndarray, params: PixelParams) -> np.ndarray:
+    """``image`` (RGB uint8 [H, W, 3]) with ``params`` applied, in the order colour, blur, occluders."""
+    if params.identity:
+        return image
+    out = image.astype(np.float32)
+    if params.brightness != 1.0:
+        out *= params.brightness
+    if params.contrast != 1.0:
+        mean = out.mean()
+        out = (out - mean) * params.contrast + mean
+    if params.saturation != 1.0 or params.grayscale:
+        gray = out @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        factor = 0.0 if params.grayscale else params.saturation
+        out = gray[..., None] + (out - gray[..., None]) * factor
+    out = np.clip(out, 0, 255).astype(np.uint8)
+    if params.blur_sigma:
+        out = cv2.GaussianBlur(out, (0, 0), params.blur_sigma)
+    height, width = out.shape[:2]
+    for x, y, w, h, color in params.occluders:
+        x0, y0 = int(x * width), int(y * height)
+        out[y0 : y0 + max(1, int(h * height)), x0 : x0 + max(1, int(w * width))] = color
+    return out
 
 
 def lower_body_mask(keypoint_set: KeypointSet) -> np.ndarray:

@@ -1,35 +1,28 @@
-"""Data sets from the ``data`` section of a training config."""
+"""Data sets from the ``data`` section of a checked training config (see ``tpose.engine.config``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torch.utils.data import Dataset
-
 from ..data import AugmentConfig, CropCache, KeypointSet, TopDownDataset
+from ..data.mixture import DataPart, build_part
 
 
-def load_records(spec: dict[str, Any], keypoint_set: KeypointSet) -> list:
-    """Person records for one split: ``{"type": "lspet", "root", "first", "last"}`` or
-    ``{"type": "coco", "ann_file", "image_dir"}``."""
-    kind = spec.get("type")
-    if kind == "lspet":
-        from ..data.lspet import load_lspet_records
+@dataclass
+class TrainingData:
+    """The training set (all its data sets concatenated, in ``parts`` order) and the named validation sets."""
 
-        return load_lspet_records(spec["root"], int(spec.get("first", 1)), int(spec.get("last", 10000)))
-    if kind == "coco":
-        from ..data.coco import load_coco_records
-
-        records, _stats = load_coco_records(spec["ann_file"], spec["image_dir"], keypoint_set)
-        return records
-    raise ValueError(f"unknown data set type {kind!r} in the config: use 'lspet' or 'coco'")
+    train: TopDownDataset
+    parts: list[DataPart]
+    val: list[tuple[str, TopDownDataset]]  # each in its own data set's keypoint set
 
 
-def build_datasets(
-    cfg: dict[str, Any], keypoint_set: KeypointSet, image_size: tuple[int, int], is_main: bool = True
-) -> tuple[Dataset, Dataset | None]:
-    """The training set (augmented, crops cached) and the validation set (no augmentation)."""
+def build_datasets(cfg: dict[str, Any], keypoint_set: KeypointSet, image_size: tuple[int, int],
+                   is_main: bool = True) -> TrainingData:
+    """Every data set read with its own keypoint set and mapped by name onto ``keypoint_set``; training
+    crops augmented and cached, validation read from the original images, as ``tpose eval`` does."""
     dcfg = cfg["data"]
     if not dcfg.get("train"):
         raise ValueError("the config has no data.train section (e.g. {type: lspet, root: ../shared/data/lspet})")
@@ -44,11 +37,11 @@ def build_datasets(
             progress=is_main,
         )
     common = {"sigma": float(dcfg.get("sigma", 2.0)), "use_joint_weights": bool(dcfg.get("use_joint_weights"))}
-    train = TopDownDataset(load_records(dcfg["train"], keypoint_set), keypoint_set, image_size, train=True,
-                           augment=augment, cache=cache, **common)
-    val = None
-    if dcfg.get("val"):
-        # validation reads the original images, exactly as `tpose eval` does, so both report the same number
-        val = TopDownDataset(load_records(dcfg["val"], keypoint_set), keypoint_set, image_size, train=False,
-                             **common)
-    return train, val
+    parts = [build_part(spec, keypoint_set) for spec in dcfg["train"]]
+    records = [r for p in parts for r in p.records]
+    train = TopDownDataset(records, keypoint_set, image_size, train=True, augment=augment, cache=cache, **common)
+    val = []
+    for spec in dcfg.get("val") or []:
+        part = build_part(spec)
+        val.append((part.name, TopDownDataset(part.records, part.keypoint_set, image_size, train=False, **common)))
+    return TrainingData(train=train, parts=parts, val=val)

@@ -8,8 +8,10 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
-from ..data import LIMB_JOINTS, TopDownDataset, get_keypoint_set
+from ..data import LIMB_JOINTS, TopDownDataset
 from ..data.keypoint_sets import default_keypoint_set, keypoint_set_from_metadata
+from ..data.lspet import VAL_RANGE
+from ..data.mixture import build_part
 from ..models.checkpoint import load_model
 from .evaluate import evaluate
 
@@ -18,8 +20,9 @@ def run_eval(
     weights: str | Path,
     data: str = "lspet",
     root: str | Path | None = None,
-    first: int = 9001,
-    last: int = 10000,
+    first: int | None = None,
+    last: int | None = None,
+    image_ids: str | Path | list[int] | None = None,
     ann_file: str | Path | None = None,
     image_dir: str | Path | None = None,
     detections: str | Path | None = None,
@@ -37,9 +40,12 @@ def run_eval(
 ) -> dict[str, Any]:
     """Measure ``weights`` (a tpose ``.safetensors`` with its JSON) and return the report as a dict.
 
-    ``data="lspet"`` reads ``root``/joints.mat images ``first``..``last`` with boxes from the annotated
-    joints (PCK@0.2 by default); ``data="coco"`` reads ``ann_file``/``image_dir`` (COCO AP by default for
-    17-keypoint models, PCK otherwise), with ground-truth boxes, or the person boxes of ``detections``.
+    ``data="lspet"`` (or ``"lsp"``) reads ``root``/joints.mat images ``first``..``last`` (default for LSPET:
+    its validation part, 9001..10000) with boxes from the annotated joints (PCK@0.2 by default);
+    ``data="coco"`` reads any COCO-format file ``ann_file``/``image_dir`` with its own keypoint set (COCO AP
+    by default when the model predicts every keypoint of the file, PCK otherwise), with ground-truth boxes,
+    or the person boxes of ``detections``. ``image_ids`` (a list or a text file) keeps only those images.
+    Joints are scored by name, so an LSP-14 model is measured on MPII or COCO data over the joints they share.
     """
     model = load_model(weights)
     model_set = keypoint_set_from_metadata(getattr(model, "metadata", None)) or default_keypoint_set(
@@ -48,31 +54,38 @@ def run_eval(
     size = tuple(input_size) if input_size else model.config.image_size
     boxes = "gt"
     coco_gt = None
-    if data == "lspet":
-        from ..data.lspet import load_lspet_records
-
+    if data in ("lspet", "lsp"):
         if root is None:
-            raise ValueError("tpose eval --data lspet needs --root (the folder with joints.mat and images/)")
-        data_set = get_keypoint_set("lsp14")
-        records = load_lspet_records(root, first, last)
+            raise ValueError(f"tpose eval --data {data} needs --root (the folder with joints.mat and images/)")
+        if data == "lspet":  # its validation part unless told otherwise
+            first, last = first or VAL_RANGE[0], last or VAL_RANGE[1]
+        spec: dict[str, Any] = {"type": data, "root": root, "first": first, "last": last}
     elif data == "coco":
-        from ..data.coco import load_coco, load_coco_records
-
         if ann_file is None or image_dir is None:
             raise ValueError("tpose eval --data coco needs --ann-file and --image-dir")
-        data_set = get_keypoint_set("coco17")
-        if detections:
-            from ..data.detections import load_detection_records
-
-            records = load_detection_records(detections, image_dir, ann_file, data_set.num_keypoints, min_box_score)
-            boxes = "detector"
-        else:
-            records, _ = load_coco_records(ann_file, image_dir, data_set)
-        coco_gt = load_coco(ann_file)
+        spec = {"type": "coco", "ann_file": ann_file, "image_dir": image_dir}
     else:
-        raise ValueError(f"unknown --data {data!r}: use lspet or coco")
+        raise ValueError(f"unknown --data {data!r}: use lspet, lsp or coco")
+    spec["image_ids"] = image_ids
+    if detections:
+        if data != "coco":
+            raise ValueError("--detections needs --data coco (detector boxes are matched to COCO image ids)")
+        from ..data.coco import coco_keypoint_set
+        from ..data.detections import load_detection_records
+
+        data_set = coco_keypoint_set(ann_file)
+        records = load_detection_records(detections, image_dir, ann_file, data_set.num_keypoints, min_box_score)
+        boxes = "detector"
+    else:
+        part = build_part(spec)  # the data set's own keypoint set: PCK scores joints it really has
+        records, data_set = part.records, part.keypoint_set
+    if data == "coco":
+        from ..data.coco import load_coco
+
+        coco_gt = load_coco(ann_file)
     if metric is None:
-        metric = "coco" if data == "coco" and model_set.num_keypoints == data_set.num_keypoints else "pck"
+        predicts_all = set(data_set.names) <= set(model_set.names)
+        metric = "coco" if data == "coco" and predicts_all else "pck"
     if metric == "pck" and boxes == "detector":
         raise ValueError("PCK needs ground-truth boxes (one annotated person per crop); use --metric coco")
     ds = TopDownDataset(records, data_set, size, train=False)

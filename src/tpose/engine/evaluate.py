@@ -20,6 +20,7 @@ from torch import nn
 from tpose.codecs.decode import decode_heatmaps, flip_heatmaps_back, heatmap_to_image
 from tpose.data.affine import PIXEL_STD
 from tpose.data.keypoint_sets import KeypointSet, get_keypoint_set
+from tpose.data.records import VISIBLE
 
 from .coco_eval import coco_keypoint_eval, write_coco_results
 from .metrics import head_segment_length, joint_box_size, oks_nms, pck, rescore
@@ -178,13 +179,14 @@ def evaluate(
         m_idx = [m for m, _, _ in pck_pairs]
         d_idx = [d for _, d, _ in pck_pairs]
         pred_xy = raw["keypoints"][:, m_idx, :2]
-        gt_xy, gt_vis = gt[:, d_idx, :2], gt[:, d_idx, 2]
+        visible = gt[..., 2] >= VISIBLE  # PCK counts visible joints only (occluded ones are v = 1)
+        gt_xy, gt_vis = gt[:, d_idx, :2], visible[:, d_idx]
         if "pck" in wanted:
-            norm = joint_box_size(gt[..., :2], gt[..., 2])  # the box of all the person's visible joints
+            norm = joint_box_size(gt[..., :2], visible)  # the box of all the person's visible joints
             joint_pck, results[f"PCK@{pck_threshold:g}"] = pck(pred_xy, gt_xy, gt_vis, norm, pck_threshold)
             per_joint = {name: float(v) for (_, _, name), v in zip(pck_pairs, joint_pck, strict=True)}
         if "pckh" in wanted:
-            head = head_segment_length(gt[..., :2], gt[..., 2], data_set)
+            head = head_segment_length(gt[..., :2], visible, data_set)
             _, results["PCKh@0.5"] = pck(pred_xy, gt_xy, gt_vis, head, 0.5)
     saved: Path | None = None
     if "coco" in wanted:

@@ -18,14 +18,15 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader
 
 from ..data.keypoint_sets import get_keypoint_set
+from ..data.mixture import MixtureSampler, describe_parts
 from ..models import create_model
 from ..models.checkpoint import load_weights, save_weights
 from ..models.dropout import set_fast_dropout
 from .builders import build_datasets
-from .config import load_config
+from .config import load_config, validate_config
 from .distributed import (
     DistInfo,
     all_reduce_mean,
@@ -80,6 +81,15 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if native else None
 
 
+def input_size_at(schedule: list, epoch: int, default: tuple[int, int]) -> tuple[int, int]:
+    """The (H, W) of 0-based ``epoch`` under ``train.input_sizes`` ([[first epoch, [H, W]], ...], 1-based)."""
+    size = tuple(default)
+    for first, hw in schedule:
+        if epoch + 1 >= int(first):
+            size = (int(hw[0]), int(hw[1]))
+    return size
+
+
 def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
     s = (seed * 1_000_003 + epoch * 7919 + rank) % (2**31)
     random.seed(s)
@@ -100,8 +110,11 @@ def _bare(model: torch.nn.Module) -> torch.nn.Module:
 
 def train(config: dict[str, Any] | str | Path, overrides: list[str] | None = None, device: str = "auto",
           resume: bool = True, progress: bool = True) -> TrainResult:
-    """Train as ``config`` says; resumes from ``<output_dir>/last.ckpt`` when it exists and ``resume``."""
-    cfg = config if isinstance(config, dict) else load_config(config, overrides)
+    """Train as ``config`` says; resumes from ``<output_dir>/last.ckpt`` when it exists and ``resume``.
+
+    ``config`` is a YAML path (with ``overrides``) or a dict, checked either way (``validate_config``).
+    """
+    cfg = validate_config(config) if isinstance(config, dict) else load_config(config, overrides)
     tcfg, dcfg, ecfg = cfg["train"], cfg["data"], cfg["eval"]
     dev = resolve_device(device)
     info = init_distributed(str(dev))
@@ -138,9 +151,11 @@ def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLo
     image_size = model.config.image_size
     if not info.is_main:
         barrier(info)  # let rank 0 build the crop cache first, then load it
-    train_ds, val_ds = build_datasets(cfg, kpset, image_size, is_main=info.is_main)
+    data = build_datasets(cfg, kpset, image_size, is_main=info.is_main)
+    train_ds = data.train
     if info.is_main:
         barrier(info)
+        print(f"training on {len(train_ds)} persons from {len(data.parts)} data set(s):\n{describe_parts(data.parts)}")
 
     model.to(dev)
     set_fast_dropout(model, bool(tcfg.get("fast_dropout", True)))
@@ -167,9 +182,10 @@ def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLo
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         start_epoch, best, best_epoch = state["epoch"], state.get("best"), state.get("best_epoch")
-        log.truncate_after(start_epoch)
         if info.is_main:
             print(f"resuming from {ckpt_path} after epoch {start_epoch}")
+    # records of epochs after the checkpoint (or of a run killed before its first one) are redone: drop them
+    log.truncate_after(start_epoch)
 
     net: torch.nn.Module = model
     if info.enabled:
@@ -178,9 +194,8 @@ def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLo
         net = torch.compile(net)
 
     batch_size = int(tcfg["batch_size"])
-    generator = torch.Generator()
-    sampler = (DistributedSampler(train_ds, shuffle=True, seed=seed, drop_last=True) if info.enabled
-               else RandomSampler(train_ds, generator=generator))
+    sampler = MixtureSampler([len(p.records) for p in data.parts], [p.weight for p in data.parts], seed=seed,
+                             rank=info.rank, world_size=info.world_size)
     workers = int(dcfg["workers"])
     loader = DataLoader(train_ds, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=True,
                         pin_memory=dev.type == "cuda", worker_init_fn=_worker_init if workers else None,
@@ -199,9 +214,8 @@ def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLo
 
     for epoch in range(start_epoch, epochs):
         _seed_epoch(seed, epoch, info.rank)
-        generator.manual_seed(seed * 31 + epoch)
-        if isinstance(sampler, DistributedSampler):
-            sampler.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        train_ds.set_image_size(input_size_at(tcfg.get("input_sizes") or [], epoch, image_size))
         if not workers and hasattr(train_ds, "_rng"):
             train_ds._rng = None  # in-process augmentation: reseed from this epoch's torch seed
         net.train()
@@ -255,12 +269,16 @@ def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLo
                                   "epoch_minutes": elapsed / 60}
         is_last = epoch + 1 == epochs
         out_of_time = bool(limit_s) and time.time() - t_start > limit_s
+        if train_ds.image_size != tuple(image_size):
+            record["input_size"] = "x".join(str(v) for v in train_ds.image_size)
         metric = None
-        if val_ds is not None and ecfg.get("every") and ((epoch + 1) % int(ecfg["every"]) == 0 or is_last
-                                                         or out_of_time):
+        if data.val and ecfg.get("every") and ((epoch + 1) % int(ecfg["every"]) == 0 or is_last or out_of_time):
             if info.is_main:
-                metric, extra = _validate(_bare(net), val_ds, kpset, ecfg, dev, amp_dtype, progress)
-                record.update(extra)
+                for i, (name, val_ds) in enumerate(data.val):
+                    value, extra = _validate(_bare(net), val_ds, kpset, ecfg, dev, progress)
+                    # the first validation set keeps the plain val_ keys and decides the best checkpoint
+                    record.update(extra if i == 0 else {f"val_{name}_{k[4:]}": v for k, v in extra.items()})
+                    metric = value if i == 0 else metric
             barrier(info)
         if info.is_main:
             improved = metric is not None and (best is None or metric > best)
@@ -291,7 +309,7 @@ def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLo
     return TrainResult(out_dir, epochs_done, best, best_epoch, status, log.history())
 
 
-def _validate(model, val_ds, kpset, ecfg, dev, amp_dtype, progress) -> tuple[float, dict[str, Any]]:
+def _validate(model, val_ds, kpset, ecfg, dev, progress) -> tuple[float, dict[str, Any]]:
     from torch.utils.data import Subset
 
     from .evaluate import evaluate
@@ -301,9 +319,9 @@ def _validate(model, val_ds, kpset, ecfg, dev, amp_dtype, progress) -> tuple[flo
         ds = Subset(val_ds, range(min(len(val_ds), int(ecfg["max_samples"]))))
     loader = DataLoader(ds, batch_size=int(ecfg["batch_size"]), shuffle=False, num_workers=0)
     metric_name = ecfg.get("metric", "pck")
-    report = evaluate(model, loader, kpset, flip_test=bool(ecfg["flip_test"]), decode=ecfg["decode"], device=dev,
-                      metrics=(metric_name,), joint_subset=ecfg.get("joint_subset"), amp_dtype=amp_dtype,
-                      progress=False)
+    report = evaluate(model, loader, kpset, data_keypoint_set=val_ds.keypoint_set, flip_test=bool(ecfg["flip_test"]),
+                      decode=ecfg["decode"], device=dev, metrics=(metric_name,), joint_subset=ecfg.get("joint_subset"),
+                      amp_dtype=None, progress=False)  # float32, as `tpose eval`, so both report the same number
     extra = {f"val_{k}": v for k, v in report.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
     prefix = {"pck": "PCK@", "coco": "AP", "pckh": "PCKh@"}.get(metric_name, metric_name)
     key = next((k for k in report.metrics if k.startswith(prefix)), prefix)
