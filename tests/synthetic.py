@@ -63,7 +63,7 @@ def tiny_train_config(data: dict, out_dir: Path, epochs: int = 2, **train: Any) 
     cfg = load_config(None)
     cfg["model"] = "transpose_r_a3"
     cfg["model_overrides"] = {"num_layers": 1, "d_model": 32, "num_heads": 2, "dim_feedforward": 64,
-                              "image_size": [64, 48]}
+                              "input_size": [64, 48]}
     cfg["keypoint_set"] = "coco17"
     split = {"type": "coco", **data}
     cfg["data"].update({"train": split, "val": split, "workers": 0, "cache_dir": str(out_dir.parent / "cache")})

@@ -68,7 +68,7 @@ def test_tiny_run_times_every_configuration_and_writes_json_and_markdown(tmp_pat
 
 
 def test_each_step_takes_the_path_its_levers_name(monkeypatch) -> None:
-    from tpose.models import create_model
+    from tpose.models import build_model as create_model
     from tpose.models.encoder import SelfAttention
 
     calls: list[tuple[bool, float, bool]] = []
@@ -80,7 +80,7 @@ def test_each_step_takes_the_path_its_levers_name(monkeypatch) -> None:
         return forward(self, x, pos, need_weights, keep_heads)
 
     monkeypatch.setattr(SelfAttention, "forward", spy)
-    base = create_model("transpose_r_a3", image_size=(64, 48), **TINY)
+    base = create_model("transpose_r_a3", input_size=(64, 48), **TINY)
     x, target, weight = torch.randn(2, 3, 64, 48), torch.rand(2, 17, 16, 12), torch.ones(2, 17)
     expected = {"reference": (True, 0.1, False), "fused": (False, 0.1, False),
                 "fused+attn_dropout0": (False, 0.0, False), "bf16": (True, 0.1, True)}
@@ -273,11 +273,9 @@ def test_levers_run_only_at_the_lever_at_pairs() -> None:
 
 
 def test_reference_uses_pytorch_dropout_and_default_the_cheap_mask(monkeypatch) -> None:
-    from tpose.models import dropout as dropout_mod
-
     seen: list[bool] = []
-    real = dropout_mod.set_fast_dropout
-    monkeypatch.setattr(dropout_mod, "set_fast_dropout", lambda m, on: seen.append(on) or real(m, on))
+    real = bench.set_fast_dropout
+    monkeypatch.setattr(bench, "set_fast_dropout", lambda m, on: seen.append(on) or real(m, on))
     bench.run_train_benchmark(**SMALL, levers=[], data=False, out=None)
     assert seen == [False, "fast_dropout" in bench.default_levers()]
     assert "fast_dropout" in bench.default_levers()

@@ -21,7 +21,7 @@ SHARED = REPO.parent / "shared" / "data"
 def tiny_weights(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     model = tpose.create_model("transpose_r_a3", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64,
-                               num_keypoints=14, image_size=(64, 48))
+                               num_keypoints=14, input_size=(64, 48))
     path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
     save_weights(model, path, extra_metadata={"keypoint_set": "lsp14"})
     return path
@@ -81,7 +81,7 @@ def test_eval_on_real_detector_boxes_says_which_boxes(tmp_path, capsys):
         pytest.skip(f"{sample} is absent")
     torch.manual_seed(0)
     model = tpose.create_model("transpose_r_a3", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64,
-                               image_size=(64, 48))
+                               input_size=(64, 48))
     weights = tmp_path / "coco.safetensors"
     save_weights(model, weights, extra_metadata={"keypoint_set": "coco17"})
     args = ["eval", "--weights", str(weights), "--data", "coco", "--ann-file", str(sample / "test_coco.json"),
@@ -95,7 +95,7 @@ def test_eval_on_real_detector_boxes_says_which_boxes(tmp_path, capsys):
 
 
 def test_pretrained_by_tag_from_a_local_weights_dir(tmp_path, monkeypatch):
-    from tpose.models.registry import RELEASED_FILES
+    from tpose.weights.registry import RELEASED_FILES
 
     torch.manual_seed(1)
     released = tpose.create_model("transpose_r_a3")

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from tpose.codecs import decode_heatmaps, encode_gaussian, flip_heatmaps_back, heatmap_to_image
-from tpose.data.affine import affine_points, get_affine_transform
+from tpose.codecs.affine import affine_points, get_affine_transform
 from tpose.data.keypoint_sets import COCO17
 
 W, H = 48, 64
 
 
-def _encode_batch(points: np.ndarray, size: tuple[int, int] = (W, H)) -> np.ndarray:
+def _encode_batch(points: np.ndarray, size: tuple[int, int] = (H, W)) -> np.ndarray:
     n, k, _ = points.shape
     return np.stack([encode_gaussian(points[i], np.ones(k), size)[0] for i in range(n)])
 
@@ -98,7 +98,7 @@ def test_dark_never_jumps_on_an_untrained_models_maps() -> None:
 
 def test_dark_keeps_the_argmax_at_the_border_and_for_flat_or_negative_maps() -> None:
     heatmaps = np.zeros((1, 3, H, W), dtype=np.float32)
-    heatmaps[0, 0] = encode_gaussian(np.array([[0.3, 30.2]]), np.ones(1), (W, H))[0][0]
+    heatmaps[0, 0] = encode_gaussian(np.array([[0.3, 30.2]]), np.ones(1), (H, W))[0][0]
     heatmaps[0, 2] = -1.0
     heatmaps[0, 2, 40, 20] = -0.5
     coords, scores = decode_heatmaps(heatmaps, method="dark")
@@ -152,9 +152,9 @@ def test_heatmap_to_image_inverts_the_crop_transform(rotation: float) -> None:
     scale = rng.uniform(0.5, 2.0, (n, 2)).astype(np.float32)
     image_pts = center[:, None, :] + rng.uniform(-50, 50, (n, 17, 2))
     heat_pts = np.stack(
-        [affine_points(image_pts[i], get_affine_transform(center[i], scale[i], rotation, (W, H))) for i in range(n)]
+        [affine_points(image_pts[i], get_affine_transform(center[i], scale[i], rotation, (H, W))) for i in range(n)]
     )
-    back = heatmap_to_image(heat_pts, center, scale, (W, H), rotation=np.full(n, rotation))
+    back = heatmap_to_image(heat_pts, center, scale, (H, W), rotation=np.full(n, rotation))
     np.testing.assert_allclose(back, image_pts, atol=1e-2)
     if rotation == 0.0:
-        np.testing.assert_allclose(heatmap_to_image(heat_pts, center, scale, (W, H)), image_pts, atol=1e-2)
+        np.testing.assert_allclose(heatmap_to_image(heat_pts, center, scale, (H, W)), image_pts, atol=1e-2)

@@ -52,7 +52,7 @@ def test_coco_mini_records() -> None:
     np.testing.assert_allclose(rec.keypoints.reshape(-1), ann["keypoints"])
     assert rec.area == pytest.approx(ann["area"]) and rec.image_id == ann["image_id"]
     assert Path(rec.image_path).is_file()
-    s = TopDownDataset(records[:2], COCO17, image_size=(64, 48), train=True, seed=0)[1]
+    s = TopDownDataset(records[:2], COCO17, input_size=(64, 48), train=True, seed=0)[1]
     assert s["target"].shape == (17, 16, 12)
 
 
@@ -150,4 +150,4 @@ def test_remap_records_for_an_lsp_model() -> None:
     lsp = remap_records(records[:3], COCO17, LSP14)
     assert all(r.keypoints.shape == (14, 3) for r in lsp)
     np.testing.assert_array_equal(lsp[0].box, records[0].box)
-    assert TopDownDataset(lsp, LSP14, image_size=(64, 48))[0]["target"].shape == (14, 16, 12)
+    assert TopDownDataset(lsp, LSP14, input_size=(64, 48))[0]["target"].shape == (14, 16, 12)

@@ -58,8 +58,8 @@ def image_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_cached_crop_matches_uncached(tmp_path: Path, storage: str, max_side: int | None, tolerance: float) -> None:
     records = make_records(tmp_path)
     cache = CropCache(tmp_path / "cache", max_side=max_side, storage=storage, progress=False)
-    plain = TopDownDataset(records, LSP14, image_size=(128, 96), train=True)
-    cached = TopDownDataset(records, LSP14, image_size=(128, 96), train=True, cache=cache)
+    plain = TopDownDataset(records, LSP14, input_size=(128, 96), train=True)
+    cached = TopDownDataset(records, LSP14, input_size=(128, 96), train=True, cache=cache)
     for i, params in crop_params(plain):
         a, b = plain.get_sample(i, params), cached.get_sample(i, params)
         for key in ("target", "target_weight", "center", "scale", "rotation", "keypoints", "box"):
@@ -70,19 +70,19 @@ def test_cached_crop_matches_uncached(tmp_path: Path, storage: str, max_side: in
 def test_cache_is_reused_and_keyed_by_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     records = make_records(tmp_path, n=2)
     cache = CropCache(tmp_path / "cache", progress=False)
-    TopDownDataset(records, LSP14, image_size=(64, 48), cache=cache)
+    TopDownDataset(records, LSP14, input_size=(64, 48), cache=cache)
     assert len(list((tmp_path / "cache").iterdir())) == 1
 
     def no_build(*args: object, **kwargs: object) -> None:
         raise AssertionError("the cache was rebuilt")
 
     monkeypatch.setattr(CropCache, "_build", no_build)
-    ds = TopDownDataset(records, LSP14, image_size=(64, 48), cache=cache)
+    ds = TopDownDataset(records, LSP14, input_size=(64, 48), cache=cache)
     assert len(ds.crops) == 2
     with pytest.raises(AssertionError, match="rebuilt"):  # another output size -> another cache
-        TopDownDataset(records, LSP14, image_size=(128, 96), cache=cache)
+        TopDownDataset(records, LSP14, input_size=(128, 96), cache=cache)
     with pytest.raises(AssertionError, match="rebuilt"):  # other records -> another cache
-        TopDownDataset(records[:1], LSP14, image_size=(64, 48), cache=cache)
+        TopDownDataset(records[:1], LSP14, input_size=(64, 48), cache=cache)
 
 
 def test_pool_build_equals_serial_and_is_picklable(tmp_path: Path) -> None:
@@ -122,8 +122,8 @@ def test_region_outside_the_image(tmp_path: Path) -> None:
 @needs_lspet
 def test_real_lspet_cache(tmp_path: Path) -> None:
     records = load_lspet_records(LSPET, first=1, last=8)
-    plain = TopDownDataset(records, LSP14, image_size=(128, 96), train=True)
-    cached = TopDownDataset(records, LSP14, image_size=(128, 96), train=True,
+    plain = TopDownDataset(records, LSP14, input_size=(128, 96), train=True)
+    cached = TopDownDataset(records, LSP14, input_size=(128, 96), train=True,
                             cache=CropCache(tmp_path / "cache", progress=False))
     for i, params in crop_params(plain):
         a, b = plain.get_sample(i, params), cached.get_sample(i, params)

@@ -172,7 +172,7 @@ def test_mixture_sampler_draws_each_data_set_by_its_weight() -> None:
 def test_a_joint_the_data_set_does_not_label_gets_no_gradient() -> None:
     """A joint with v = 0 has target weight 0: its heatmap channel receives exactly zero gradient."""
     kpset = KeypointSet("three", ("a", "b", "c"))
-    model = tiny_model(num_keypoints=3, image_size=(64, 48)).train()
+    model = tiny_model(num_keypoints=3, input_size=(64, 48)).train()
     from tpose.data.records import PersonRecord
 
     rng = np.random.default_rng(0)

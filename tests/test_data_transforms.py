@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from tpose.data.affine import affine_points, get_affine_transform
+from tpose.codecs import normalize_image
+from tpose.codecs.affine import affine_points, get_affine_transform
 from tpose.data.keypoint_sets import COCO17, LSP14
 from tpose.data.transforms import (
     AugmentConfig,
@@ -9,7 +10,6 @@ from tpose.data.transforms import (
     crop_matrix,
     half_body_center_scale,
     lower_body_mask,
-    normalize_image,
     sample_crop_params,
 )
 
@@ -24,11 +24,11 @@ def test_flip_is_a_mirror_of_the_crop() -> None:
     plain = CropParams(center, scale, rotation=20.0, flip=False)
     flipped = CropParams(center, scale, rotation=20.0, flip=True)
     pts = np.array([[100.0, 70.0], [150.0, 95.0], [120.0, 80.0]])
-    a = affine_points(pts, crop_matrix(plain, (48, 64)))
+    a = affine_points(pts, crop_matrix(plain, (64, 48)))
     # mirroring the image about the crop centre before a rotation of r equals mirroring the
     # output of a rotation of -r: x -> W - x (the released code's flip, no one-pixel shift)
-    b = affine_points(pts, crop_matrix(CropParams(center, scale, rotation=-20.0), (48, 64)))
-    c = affine_points(pts, crop_matrix(flipped, (48, 64)))
+    b = affine_points(pts, crop_matrix(CropParams(center, scale, rotation=-20.0), (64, 48)))
+    c = affine_points(pts, crop_matrix(flipped, (64, 48)))
     np.testing.assert_allclose(c[:, 0], 48 - b[:, 0], atol=1e-6)
     np.testing.assert_allclose(c[:, 1], b[:, 1], atol=1e-6)
     np.testing.assert_allclose(c[2], a[2], atol=1e-6)  # the centre stays put
@@ -40,8 +40,8 @@ def test_released_flip_equivalence() -> None:
     pts = np.array([[100.0, 70.0], [150.0, 95.0]])
     flipped_pts = np.stack([img_w - 1 - pts[:, 0], pts[:, 1]], 1)
     released_center = np.array([img_w - 1 - center[0], center[1]])
-    expected = affine_points(flipped_pts, get_affine_transform(released_center, scale, rot, (48, 64)))
-    ours = affine_points(pts, crop_matrix(CropParams(center, scale, rot, flip=True), (48, 64)))
+    expected = affine_points(flipped_pts, get_affine_transform(released_center, scale, rot, (64, 48)))
+    ours = affine_points(pts, crop_matrix(CropParams(center, scale, rot, flip=True), (64, 48)))
     np.testing.assert_allclose(ours, expected, atol=1e-4)
 
 

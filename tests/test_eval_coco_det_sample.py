@@ -55,8 +55,8 @@ class GroundTruthModel(nn.Module):
             kpts, vis = best.keypoints[:, :2], best.keypoints[:, 2]
             if _iou(box, best.box) < 0.5:
                 vis = np.zeros_like(vis)  # a crop of no annotated person: empty heatmaps
-            matrix = get_affine_transform(sample["center"].numpy(), sample["scale"].numpy(), 0.0, (hw, hh))
-            target = torch.from_numpy(encode_gaussian(affine_points(kpts, matrix), vis, (hw, hh))[0])
+            matrix = get_affine_transform(sample["center"].numpy(), sample["scale"].numpy(), 0.0, (hh, hw))
+            target = torch.from_numpy(encode_gaussian(affine_points(kpts, matrix), vis, (hh, hw))[0])
             self.lookup[sample["image"].numpy().tobytes()] = target
             self.lookup[sample["image"].flip(-1).numpy().tobytes()] = flip_heatmaps_back(target, flip)
 
@@ -71,7 +71,7 @@ def truth() -> list[PersonRecord]:
 
 
 def test_gt_boxes_perfect_model_scores_full_pck_and_ap(truth: list[PersonRecord], tmp_path: Path) -> None:
-    dataset = TopDownDataset(truth, COCO17, image_size=IMAGE_SIZE)
+    dataset = TopDownDataset(truth, COCO17, input_size=IMAGE_SIZE)
     samples = [dataset[i] for i in range(len(dataset))]  # read each image once, for the model and the loop
     model = GroundTruthModel(samples, dataset.heatmap_size, truth)
     report = evaluate(
@@ -92,7 +92,7 @@ def test_gt_boxes_perfect_model_scores_full_pck_and_ap(truth: list[PersonRecord]
 
 def test_detector_boxes_perfect_model_and_duplicates(truth: list[PersonRecord], tmp_path: Path) -> None:
     detections = load_detection_records(DET_JSON, DATA, GT_JSON, num_keypoints=17)
-    dataset = TopDownDataset(detections, COCO17, image_size=IMAGE_SIZE)
+    dataset = TopDownDataset(detections, COCO17, input_size=IMAGE_SIZE)
     samples = [dataset[i] for i in range(len(dataset))]
     model = GroundTruthModel(samples, dataset.heatmap_size, truth)
     results = tmp_path / "det.json"
@@ -117,10 +117,10 @@ def test_detector_boxes_perfect_model_and_duplicates(truth: list[PersonRecord], 
 
 def test_detector_boxes_with_a_tiny_random_model_runs_end_to_end() -> None:
     detections = load_detection_records(DET_JSON, DATA, GT_JSON, num_keypoints=17)[:12]
-    dataset = TopDownDataset(detections, COCO17, image_size=(64, 48))
+    dataset = TopDownDataset(detections, COCO17, input_size=(64, 48))
     torch.manual_seed(0)
     model = tpose.create_model(
-        "transpose_r_a3", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64, image_size=(64, 48)
+        "transpose_r_a3", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64, input_size=(64, 48)
     )
     report = evaluate(
         model,

@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from tpose.codecs import encode_gaussian, flip_heatmaps_back
-from tpose.data.affine import affine_points, box_to_center_scale, get_affine_transform
+from tpose.codecs.affine import affine_points, box_to_center_scale, get_affine_transform
 from tpose.data.keypoint_sets import COCO17, LIMB_JOINTS, LSP14, KeypointSet
 from tpose.engine.evaluate import EvalReport, evaluate
 
@@ -52,8 +52,8 @@ def make_samples(n: int, keypoint_set: KeypointSet = COCO17, per_image: int = 2,
         kpts = np.zeros((k, 3), dtype=np.float32)
         kpts[:, :2] = rng.uniform(box[:2] + 0.1 * box[2:], box[:2] + 0.9 * box[2:], (k, 2))
         kpts[:, 2] = rng.choice([0, 1, 2], size=k, p=[0.15, 0.25, 0.6])
-        heat = affine_points(kpts[:, :2], get_affine_transform(center, scale, 0.0, (W // 4, H // 4)))
-        target, weight = encode_gaussian(heat, kpts[:, 2], (W // 4, H // 4))
+        heat = affine_points(kpts[:, :2], get_affine_transform(center, scale, 0.0, (H // 4, W // 4)))
+        target, weight = encode_gaussian(heat, kpts[:, 2], (H // 4, W // 4))
         samples.append(
             {
                 "image": torch.from_numpy(rng.standard_normal((3, H, W)).astype(np.float32)),

@@ -25,7 +25,7 @@ from tpose.explain.attention import (
     upsample_maps,
 )
 
-TINY = dict(num_layers=2, d_model=32, num_heads=2, dim_feedforward=64, image_size=(64, 48))
+TINY = dict(num_layers=2, d_model=32, num_heads=2, dim_feedforward=64, input_size=(64, 48))
 
 
 @pytest.fixture(scope="module")

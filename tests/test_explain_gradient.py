@@ -14,7 +14,7 @@ import tpose
 from tpose.explain.figures import grid_size
 from tpose.explain.gradient import gradient_attention_correlation, gradient_figure, head_tokens
 
-TINY = dict(num_layers=1, d_model=32, dim_feedforward=64, image_size=(64, 48))
+TINY = dict(num_layers=1, d_model=32, dim_feedforward=64, input_size=(64, 48))
 
 
 def _linearised_h_model(crop: torch.Tensor) -> nn.Module:

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 import tpose
+from tpose.codecs import HEATMAP_STRIDE
 from tpose.data.keypoint_sets import COCO17
 from tpose.explain.attention import (
-    HEATMAP_STRIDE,
     crop_to_token,
     heatmap_to_token,
     predicted_locations,
@@ -48,7 +48,7 @@ H, W = 64, 48
 def view() -> PageView:
     torch.manual_seed(0)
     model = tpose.create_model("transpose_r_a3", num_layers=2, d_model=32, num_heads=2, dim_feedforward=64,
-                               image_size=(H, W))
+                               input_size=(H, W))
     torch.manual_seed(3)
     crop = torch.randn(1, 3, H, W)
     res = run_attention(model, crop)

@@ -39,16 +39,16 @@ def test_similarity_maps_of_the_sine_table():
 
 def test_model_tables():
     sine = tpose.create_model("transpose_r_a3", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64,
-                              image_size=(64, 48))
+                              input_size=(64, 48))
     assert list(model_position_tables(sine)) == ["sine"]
     learned = tpose.create_model("transpose_r_a3", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64,
-                                 image_size=(64, 48), pos_embedding="learnable")
+                                 input_size=(64, 48), pos_embedding="learnable")
     tables = model_position_tables(learned)
     assert list(tables) == ["learnable", "sine"]
     np.testing.assert_array_equal(tables["learnable"], learned.pos_embedding.detach().numpy()[:, 0])
     assert tables["sine"].shape == (48, 32)
     none = tpose.create_model("transpose_r_a3", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64,
-                              image_size=(64, 48), pos_embedding="none")
+                              input_size=(64, 48), pos_embedding="none")
     assert model_position_tables(none) == {}
 
 

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(not LSPET_IMAGE.is_file(), reason=f"real data no
 def _tiny(**overrides):
     torch.manual_seed(0)
     return tpose.create_model("transpose_r_a3", num_layers=2, d_model=32, num_heads=2, dim_feedforward=64,
-                              image_size=(H, W), **overrides)
+                              input_size=(H, W), **overrides)
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ SIZE = (64, 48)
 def tiny_model(seed: int = 0, num_keypoints: int = 17) -> tpose.TransPose:
     torch.manual_seed(seed)
     return tpose.create_model(
-        "transpose_r_a3", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64, image_size=SIZE,
+        "transpose_r_a3", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64, input_size=SIZE,
         num_keypoints=num_keypoints,
     ).eval()
 
@@ -86,7 +86,7 @@ def test_input_size_is_fixed_at_export_and_mismatches_are_explained(tmp_path) ->
     model = tiny_model()
     path = export_onnx(model, tmp_path / "big.onnx", input_size=(128, 96))
     onnx_model = OnnxPoseModel(path, threads=1)
-    assert onnx_model.image_size == (128, 96)
+    assert onnx_model.input_size == (128, 96)
     x = torch.randn(2, 3, 128, 96)
     with torch.inference_mode():
         ref = model(x)
@@ -132,7 +132,7 @@ def test_metadata_records_keypoint_set_architecture_and_size(tmp_path) -> None:
 
 def test_hrnet_variant_exports_and_matches(tmp_path) -> None:
     torch.manual_seed(0)
-    model = tpose.create_model("transpose_h_s", num_layers=1, image_size=SIZE).eval()
+    model = tpose.create_model("transpose_h_s", num_layers=1, input_size=SIZE).eval()
     path = export_onnx(model, tmp_path / "h.onnx")
     x = torch.randn(2, 3, *SIZE)
     with torch.inference_mode():
@@ -200,18 +200,20 @@ def test_check_images_may_mix_folders_and_files(exported) -> None:
         check_export(path, model, [DET / "no_such.jpg"], threads=1)
 
 
-def test_default_output_is_beside_the_weights(tmp_path, monkeypatch) -> None:
+def test_default_output_is_named_after_the_weights_in_the_working_folder(tmp_path, monkeypatch) -> None:
+    """Never beside the weights: for the shipped ones that is inside the installed package (issue 19)."""
     weights = save_weights(tiny_model(), tmp_path / "run" / "best.safetensors")
     monkeypatch.chdir(tmp_path)
     summary = run_export(str(weights), verify=False)
-    assert Path(summary["output"]) == tmp_path / "run" / "best_64x48.onnx"
+    assert Path(summary["output"]) == tmp_path / "best_64x48.onnx"
     assert summary["check"] is None
 
 
-def test_synthetic_check_without_images_is_deterministic(exported) -> None:
+def test_check_without_images_uses_the_shipped_real_photo(exported) -> None:
+    """No images given: the real photograph shipped for this check, and the report says so (issue 19)."""
     model, path = exported
     a = check_export(path, model, None, threads=1)
     b = check_export(path, model, [], threads=1)  # an option given no values
-    assert a.inputs == b.inputs == "synthetic random images" and a.crops == 2
+    assert a.inputs == b.inputs and "real image(s) shipped with tpose" in a.inputs and a.crops == 1
     assert a.max_heatmap_diff == b.max_heatmap_diff
     assert np.isfinite(a.max_keypoint_diff_px)

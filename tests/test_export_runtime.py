@@ -24,7 +24,7 @@ SIZE = (64, 48)
 def tiny_model(num_keypoints: int = 17) -> tpose.TransPose:
     torch.manual_seed(0)
     return tpose.create_model(
-        "transpose_r_a3", num_layers=2, d_model=32, num_heads=2, dim_feedforward=64, image_size=SIZE,
+        "transpose_r_a3", num_layers=2, d_model=32, num_heads=2, dim_feedforward=64, input_size=SIZE,
         num_keypoints=num_keypoints,
     ).eval()
 
@@ -79,7 +79,7 @@ def test_a_file_exported_elsewhere_is_read_off_its_shapes(tmp_path) -> None:
     path = tmp_path / "foreign.onnx"
     torch.onnx.export(model, (torch.zeros(1, 3, *SIZE),), str(path), dynamo=False, opset_version=17)
     m = OnnxPoseModel(path, threads=1)
-    assert m.image_size == SIZE and m.num_keypoints == 14 and m.config is None
+    assert m.input_size == SIZE and m.num_keypoints == 14 and m.config is None
     assert m.keypoint_set.name == "lsp14" and m.attention is None
     assert m(torch.zeros(1, 3, *SIZE)).shape == (1, 14, 16, 12)
 

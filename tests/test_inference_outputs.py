@@ -13,8 +13,8 @@ import torch
 
 import tpose
 from tpose.data.keypoint_sets import COCO17, KeypointSet
+from tpose.inference import PersonPose, PosePredictor, run_predict
 from tpose.inference.draw import draw_poses
-from tpose.inference.predictor import PersonPose, PosePredictor, run_predict
 from tpose.inference.results import coco_keypoint_results, image_record, video_record, write_json
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -26,7 +26,7 @@ needs_data = pytest.mark.skipif(not DET.is_dir(), reason=f"real test data not fo
 def tiny() -> tpose.TransPose:
     torch.manual_seed(0)
     return tpose.create_model(
-        "transpose_r_a3", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64, image_size=(64, 48)
+        "transpose_r_a3", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64, input_size=(64, 48)
     ).eval()
 
 
@@ -188,7 +188,7 @@ def test_weights_files_bring_their_architecture_and_keypoint_set(tmp_path: Path)
         d_model=32,
         num_heads=2,
         dim_feedforward=64,
-        image_size=(64, 48),
+        input_size=(64, 48),
         num_keypoints=3,
     )
     path = save_weights(model, tmp_path / "tri.safetensors", extra_metadata={"keypoint_set": TRIANGLE.to_dict()})

@@ -10,9 +10,10 @@ import torch
 from torch import nn
 
 import tpose
+from tpose.codecs import IMAGENET_MEAN, IMAGENET_STD
 from tpose.data.image_io import ImageReadError, read_image
 from tpose.data.keypoint_sets import COCO17, LSP14
-from tpose.inference.predictor import IMAGENET_MEAN, IMAGENET_STD, PersonPose, PosePredictor, person_score
+from tpose.inference.predictor import PersonPose, PosePredictor, person_score
 from tpose.inference.sources import load_detections
 from tpose.models import ModelConfig
 
@@ -31,7 +32,7 @@ def tiny_model(num_keypoints: int = 17) -> tpose.TransPose:
         d_model=32,
         num_heads=2,
         dim_feedforward=64,
-        image_size=SIZE,
+        input_size=SIZE,
         num_keypoints=num_keypoints,
     )
 
@@ -55,7 +56,7 @@ class DotFinder(nn.Module):
 
     def __init__(self, num_keypoints: int = 17) -> None:
         super().__init__()
-        self.config = ModelConfig(num_keypoints=num_keypoints, image_size=SIZE)
+        self.config = ModelConfig(num_keypoints=num_keypoints, input_size=SIZE)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v = (x[:, 0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]).clamp(min=0)  # red channel back in [0, 1]
@@ -72,7 +73,7 @@ class FixedPeak(nn.Module):
 
     def __init__(self, x: float, y: float) -> None:
         super().__init__()
-        self.config = ModelConfig(num_keypoints=17, image_size=SIZE)
+        self.config = ModelConfig(num_keypoints=17, input_size=SIZE)
         self.peak = (x, y)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -248,7 +249,7 @@ def test_clear_errors(predictor: PosePredictor, tmp_path: Path) -> None:
         predictor.predict(tmp_path / "nowhere.jpg")
     with pytest.raises(ValueError, match="unknown model 'transpose_x'"):
         PosePredictor("transpose_x")
-    with pytest.raises(ValueError, match="RGB image"):
+    with pytest.raises(ValueError, match=r"expected an image path, or a numpy array: uint8 \[H, W, 3\]"):
         predictor.predict(np.zeros((4, 50, 50, 3), np.uint8))
 
 

@@ -209,7 +209,7 @@ def test_saved_config_is_named_in_the_error(tmp_path: Path) -> None:
 
 
 def test_learnable_256x192_checkpoint_into_other_size(tmp_path: Path) -> None:
-    source = _tiny(pos_embedding="learnable", image_size=(256, 192))
+    source = _tiny(pos_embedding="learnable", input_size=(256, 192))
     save_released_layout(source, tmp_path / "learned.pth")
     save_weights(source, tmp_path / "learned.safetensors")
     x = torch.randn(1, 3, 128, 96)
@@ -217,9 +217,9 @@ def test_learnable_256x192_checkpoint_into_other_size(tmp_path: Path) -> None:
         expect = source(x)
     for file in ("learned.pth", "learned.safetensors"):
         model = tpose.create_model(
-            "transpose_r_a3", checkpoint=tmp_path / file, **TINY, pos_embedding="learnable", image_size=(384, 288)
+            "transpose_r_a3", checkpoint=tmp_path / file, **TINY, pos_embedding="learnable", input_size=(384, 288)
         ).eval()
-        assert model.config.image_size == (256, 192), file
+        assert model.config.input_size == (256, 192), file
         assert model.pos_embedding.requires_grad
         with torch.no_grad():
             torch.testing.assert_close(model(x), expect, atol=1e-5, rtol=0)
@@ -231,15 +231,15 @@ def test_pos_embedding_kind_mismatch_is_reported() -> None:
 
 
 def test_failed_load_leaves_the_model_untouched() -> None:
-    source = _tiny(num_keypoints=14, image_size=(256, 192)).state_dict()
-    model = _tiny(image_size=(384, 288))
+    source = _tiny(num_keypoints=14, input_size=(256, 192)).state_dict()
+    model = _tiny(input_size=(384, 288))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(CheckpointMismatchError, match="num_keypoints=14"):
         load_weights(model, source)
-    assert model.config.image_size == (384, 288)
+    assert model.config.input_size == (384, 288)
     assert list(model.state_dict()) == list(before)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     # with strict=False it adopts the trained grid and loads all but the head
     report = load_weights(model, source, strict=False)
-    assert report.trained_image_size == (256, 192) and model.config.image_size == (256, 192)
+    assert report.trained_input_size == (256, 192) and model.config.input_size == (256, 192)
     assert torch.equal(model.pos_embedding, source["pos_embedding"])

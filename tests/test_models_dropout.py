@@ -87,7 +87,7 @@ def test_module_uses_pytorch_dropout_when_switched_off(monkeypatch) -> None:
 
 
 def test_model_switch_reaches_every_dropout_and_the_attention(monkeypatch) -> None:
-    model = create_model("transpose_r_a3", num_layers=2, image_size=(64, 48)).train()
+    model = create_model("transpose_r_a3", num_layers=2, input_size=(64, 48)).train()
     switchable = [m for m in model.modules() if hasattr(m, "fast_dropout")]
     assert len(switchable) == 2 * 4  # per layer: attention weights, dropout, dropout1, dropout2
     seen: list[tuple[int, ...]] = []

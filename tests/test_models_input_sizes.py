@@ -23,7 +23,7 @@ def _capture_positions(model: torch.nn.Module) -> list[torch.Tensor | None]:
 def trained_r() -> torch.nn.Module:
     """A tiny TransPose-R "trained" at 256x192."""
     torch.manual_seed(0)
-    return tpose.create_model("transpose_r_a3", **TINY, image_size=(256, 192)).eval()
+    return tpose.create_model("transpose_r_a3", **TINY, input_size=(256, 192)).eval()
 
 
 @pytest.mark.parametrize(("size", "batch"), [((384, 288), 1), ((320, 256), 1), ((128, 96), 2)])
@@ -37,8 +37,8 @@ def test_other_sizes_rebuild_sine_and_accept_256x192_weights(trained_r, size, ba
     torch.testing.assert_close(seen[-1], sine_table(h // 8, w // 8, 32).transpose(0, 1), atol=0, rtol=0)
 
     # the 256x192 checkpoint loads into a model configured for this size and keeps its trained grid
-    loaded = tpose.create_model("transpose_r_a3", checkpoint=trained_r.state_dict(), **TINY, image_size=size).eval()
-    assert loaded.config.image_size == (256, 192)
+    loaded = tpose.create_model("transpose_r_a3", checkpoint=trained_r.state_dict(), **TINY, input_size=size).eval()
+    assert loaded.config.input_size == (256, 192)
     assert tuple(loaded.pos_embedding.shape) == (768, 1, 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), out, atol=1e-5, rtol=0)
@@ -53,7 +53,7 @@ def test_trained_size_uses_stored_table(trained_r) -> None:
 
 def test_learnable_table_is_interpolated_and_trained() -> None:
     torch.manual_seed(1)
-    model = tpose.create_model("transpose_r_a3", **TINY, pos_embedding="learnable", image_size=(256, 192))
+    model = tpose.create_model("transpose_r_a3", **TINY, pos_embedding="learnable", input_size=(256, 192))
     seen = _capture_positions(model)
     model(torch.randn(1, 3, 64, 48)).sum().backward()
     expect = resize_learnable(model.pos_embedding.detach(), (32, 24), (8, 6)).transpose(0, 1)
@@ -89,7 +89,7 @@ def test_indivisible_size_names_valid_sizes(name, size, multiple) -> None:
     with pytest.raises(ValueError, match=rf"{size[0]}x{size[1]}.*multiples of {multiple}.*256x192"):
         model(torch.randn(1, 3, *size))
     with pytest.raises(ValueError, match=f"multiples of {multiple}"):
-        tpose.create_model(name, **TINY, image_size=size)
+        tpose.create_model(name, **TINY, input_size=size)
 
 
 def test_wrong_channel_count_and_non_tensor_input() -> None:

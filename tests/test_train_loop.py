@@ -119,8 +119,8 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(coco_data, tmp_path):
 def test_config_overrides_and_errors(tmp_path):
     keys, value = parse_override("train.lr=3e-4")
     assert keys == ["train", "lr"] and value == pytest.approx(3e-4)
-    cfg = load_config(None, ["train.epochs=7", "model_overrides.image_size=[128,96]"])
-    assert cfg["train"]["epochs"] == 7 and cfg["model_overrides"]["image_size"] == [128, 96]
+    cfg = load_config(None, ["train.epochs=7", "model_overrides.input_size=[128,96]"])
+    assert cfg["train"]["epochs"] == 7 and cfg["model_overrides"]["input_size"] == [128, 96]
     with pytest.raises(ValueError, match="key=value"):
         load_config(None, ["train.epochs"])
     with pytest.raises(ValueError, match="unknown key 'trian'.*did you mean 'train'"):

@@ -62,8 +62,8 @@ def test_config_errors_name_the_key_and_suggest_the_fix(tmp_path: Path) -> None:
         validate_config({"augment": {"flip_prb": 0.5}})
     with pytest.raises(ConfigError, match=r"train.amp: expected one of 'auto', 'off', 'bf16' or 'fp16', got 'bf32'"):
         validate_config({"train": {"amp": "bf32"}})
-    with pytest.raises(ConfigError, match=r"model_overrides: unknown key 'image_sz'.*did you mean 'image_size'"):
-        validate_config({"model_overrides": {"image_sz": [128, 96]}})
+    with pytest.raises(ConfigError, match=r"model_overrides: unknown key 'input_sz'.*did you mean 'input_size'"):
+        validate_config({"model_overrides": {"input_sz": [128, 96]}})
     with pytest.raises(ConfigError, match=r"data.train names \['x'\] more than once"):
         validate_config({"data": {"train": [{"type": "lsp", "root": "a", "name": "x"},
                                             {"type": "lsp", "root": "b", "name": "x"}]}})

@@ -14,11 +14,13 @@ import pytest
 import torch
 
 import tpose
-from tpose import hub
+from tpose import factory
 from tpose.models.checkpoint import CheckpointError, CheckpointMismatchError, save_released_layout
-from tpose.weights_registry import WeightsEntry, get_weights, register_weights, unregister_weights
+from tpose.weights import WeightsEntry, get_weights, register_weights, unregister_weights
+from tpose.weights import download as wdownload
+from tpose.weights import files as wfiles
 
-TINY = dict(num_layers=1, d_model=32, num_heads=2, dim_feedforward=64, image_size=(64, 48))
+TINY = dict(num_layers=1, d_model=32, num_heads=2, dim_feedforward=64, input_size=(64, 48))
 FILE = "tiny_r_a3_test.pth"
 TAG = "tiny-test"
 
@@ -144,7 +146,7 @@ def released(tmp_path_factory) -> tuple[bytes, dict[str, torch.Tensor]]:
 
 
 def _cache_listing() -> list[str]:
-    folder = hub.cache_dir()
+    folder = wfiles.cache_dir()
     return sorted(os.listdir(folder)) if folder.is_dir() else []
 
 
@@ -152,7 +154,7 @@ def test_first_download_fills_torch_hub_cache_then_cache_works_without_server(se
     body, tensors = released
     server.files[FILE] = body
     monkeypatch.setenv("TPOSE_WEIGHTS_BASE_URL", server.url)
-    path = hub.resolve_weights("transpose_r_a3", TAG, progress=False)
+    path = wdownload.resolve_weights("transpose_r_a3", TAG, progress=False)
     assert path == Path(os.environ["TORCH_HOME"]) / "hub" / "checkpoints" / FILE
     assert path.read_bytes() == body
     assert _cache_listing() == [FILE]  # no temporary file left beside it
@@ -160,8 +162,8 @@ def test_first_download_fills_torch_hub_cache_then_cache_works_without_server(se
 
     server.stop()
     monkeypatch.setenv("TPOSE_WEIGHTS_BASE_URL", f"http://127.0.0.1:{_closed_port()}/gone")
-    assert hub.resolve_weights("transpose_r_a3", TAG, progress=False) == path
-    model = hub.load_pretrained("transpose_r_a3", TAG, progress=False)
+    assert wdownload.resolve_weights("transpose_r_a3", TAG, progress=False) == path
+    model = factory.load_pretrained("transpose_r_a3", TAG, progress=False)
     state = model.state_dict()
     assert all(torch.equal(state[k], v) for k, v in tensors.items())
     assert model.metadata["weights"] == f"transpose_r_a3:{TAG}"
@@ -171,26 +173,26 @@ def test_first_download_fills_torch_hub_cache_then_cache_works_without_server(se
 
 def test_base_url_argument_and_weights_tag_argument(server, entry, released):
     server.files[FILE] = released[0]
-    path = hub.resolve_weights_arg(TAG, model="transpose_r_a3", base_url=server.url, progress=False)
-    assert path == hub.cache_path(entry) and path.is_file()
-    assert hub.resolve_weights_arg(f"transpose_r_a3:{TAG}", offline=True) == path
-    assert hub.resolve_weights_arg(str(path)) == path
+    path = factory.resolve_weights_path(TAG, model="transpose_r_a3", base_url=server.url, progress=False)
+    assert path == wfiles.cache_path(entry) and path.is_file()
+    assert factory.resolve_weights_path(f"transpose_r_a3:{TAG}", offline=True) == path
+    assert factory.resolve_weights_path(str(path)) == path
 
 
 def test_connection_cut_mid_file_leaves_nothing_in_the_cache(server, entry, released):
     body = released[0]
     server.files[FILE] = body
     server.httpd.cut.add(FILE)
-    with pytest.raises(hub.WeightsDownloadError, match=r"cut off: received \d+ of \d+ bytes") as info:
-        hub.resolve_weights("transpose_r_a3", TAG, base_url=server.url, progress=False)
+    with pytest.raises(wdownload.WeightsDownloadError, match=r"cut off: received \d+ of \d+ bytes") as info:
+        wdownload.resolve_weights("transpose_r_a3", TAG, base_url=server.url, progress=False)
     assert f"of {len(body)} bytes" in str(info.value)
     assert _cache_listing() == []
     # a later run cannot pick anything up without the network ...
-    with pytest.raises(hub.WeightsUnavailableError):
-        hub.resolve_weights("transpose_r_a3", TAG, offline=True)
+    with pytest.raises(wdownload.WeightsUnavailableError):
+        wdownload.resolve_weights("transpose_r_a3", TAG, offline=True)
     # ... and retries the download once the server is whole again
     server.httpd.cut.clear()
-    path = hub.resolve_weights("transpose_r_a3", TAG, base_url=server.url, progress=False)
+    path = wdownload.resolve_weights("transpose_r_a3", TAG, base_url=server.url, progress=False)
     assert path.read_bytes() == body
 
 
@@ -199,24 +201,24 @@ def test_cut_transfer_without_head_is_caught_by_the_strict_load(server, entry, r
     server.httpd.cut.add(FILE)
     server.httpd.head = False  # no announced size: only the load can tell
     with pytest.raises(CheckpointError, match="removed"):
-        hub.resolve_weights("transpose_r_a3", TAG, base_url=server.url, progress=False)
+        wdownload.resolve_weights("transpose_r_a3", TAG, base_url=server.url, progress=False)
     assert _cache_listing() == []
 
 
 def test_corrupt_file_is_reported_and_removed(server, entry):
     server.files[FILE] = b"<html>not a checkpoint</html>" * 100
     with pytest.raises(CheckpointError, match=r"unusable.*\n.*removed and nothing was saved") as info:
-        hub.resolve_weights("transpose_r_a3", TAG, base_url=server.url, progress=False)
+        wdownload.resolve_weights("transpose_r_a3", TAG, base_url=server.url, progress=False)
     assert FILE in str(info.value) and server.url in str(info.value)
     assert _cache_listing() == []
 
 
 def test_wrong_variant_file_lists_missing_and_unexpected_keys_and_is_removed(server, entry, tmp_path):
     other = tpose.create_model("transpose_h_s", num_layers=1, d_model=16, num_heads=1, dim_feedforward=32,
-                               image_size=(64, 48))
+                               input_size=(64, 48))
     server.files[FILE] = save_released_layout(other, tmp_path / "h.pth").read_bytes()
     with pytest.raises(CheckpointMismatchError) as info:
-        hub.resolve_weights("transpose_r_a3", TAG, base_url=server.url, progress=False)
+        wdownload.resolve_weights("transpose_r_a3", TAG, base_url=server.url, progress=False)
     err = info.value
     assert any(k.startswith("layer2.") for k in err.missing)
     assert any(k.startswith("stage2.") for k in err.unexpected)
@@ -230,29 +232,29 @@ def test_sha256_is_checked_when_registered(server, released):
     register_weights(_entry(sha256="0" * 64))
     try:
         with pytest.raises(CheckpointError, match="SHA-256"):
-            hub.resolve_weights("transpose_r_a3", TAG, base_url=server.url, progress=False)
+            wdownload.resolve_weights("transpose_r_a3", TAG, base_url=server.url, progress=False)
         assert _cache_listing() == []
         register_weights(_entry(sha256=hashlib.sha256(body).hexdigest()), replace_existing=True)
-        path = hub.resolve_weights("transpose_r_a3", TAG, base_url=server.url, progress=False)
+        path = wdownload.resolve_weights("transpose_r_a3", TAG, base_url=server.url, progress=False)
         assert path.read_bytes() == body
     finally:
         unregister_weights("transpose_r_a3", TAG)
 
 
 def test_missing_file_on_server_gives_http_status_and_manual_instructions(server, entry):
-    with pytest.raises(hub.WeightsDownloadError, match="HTTP 404") as info:
-        hub.resolve_weights("transpose_r_a3", TAG, base_url=server.url, progress=False)
-    assert str(hub.cache_path(entry)) in str(info.value)
+    with pytest.raises(wdownload.WeightsDownloadError, match="HTTP 404") as info:
+        wdownload.resolve_weights("transpose_r_a3", TAG, base_url=server.url, progress=False)
+    assert str(wfiles.cache_path(entry)) in str(info.value)
     assert _cache_listing() == []
 
 
 def test_unreachable_server_gives_url_cache_path_and_switches(entry):
     base = f"http://127.0.0.1:{_closed_port()}/releases/download/Hub"
-    with pytest.raises(hub.WeightsUnavailableError) as info:
-        hub.resolve_weights("transpose_r_a3", TAG, base_url=base, progress=False)
+    with pytest.raises(wdownload.WeightsUnavailableError) as info:
+        wdownload.resolve_weights("transpose_r_a3", TAG, base_url=base, progress=False)
     text = str(info.value)
     assert f"{base}/{FILE}" in text and info.value.url == f"{base}/{FILE}"
-    assert str(hub.cache_path(entry)) in text and info.value.cache_path == hub.cache_path(entry)
+    assert str(wfiles.cache_path(entry)) in text and info.value.cache_path == wfiles.cache_path(entry)
     assert "TPOSE_WEIGHTS_DIR" in text and "TPOSE_OFFLINE=1" in text and "--weights" in text
     assert isinstance(info.value, OSError)  # the CLI reports OSErrors as plain messages
 
@@ -262,19 +264,19 @@ def test_silent_server_fails_after_the_connect_timeout(entry):
         listener.bind(("127.0.0.1", 0))
         listener.listen(4)
         base = f"http://127.0.0.1:{listener.getsockname()[1]}/Hub"
-        with pytest.raises(hub.WeightsUnavailableError, match="no answer within the timeout"):
-            hub.resolve_weights("transpose_r_a3", TAG, base_url=base, timeout=0.3, progress=False)
+        with pytest.raises(wdownload.WeightsUnavailableError, match="no answer within the timeout"):
+            wdownload.resolve_weights("transpose_r_a3", TAG, base_url=base, timeout=0.3, progress=False)
     assert _cache_listing() == []
 
 
 def test_offline_mode_never_connects(server, entry, monkeypatch, released):
     server.files[FILE] = released[0]
     monkeypatch.setenv("TPOSE_OFFLINE", "1")
-    with pytest.raises(hub.WeightsUnavailableError, match="TPOSE_OFFLINE is set") as info:
-        hub.resolve_weights("transpose_r_a3", TAG, base_url=server.url)
-    assert str(hub.cache_path(entry)) in str(info.value)
-    with pytest.raises(hub.WeightsUnavailableError):
-        hub.download_weights(entry, base_url=server.url)
+    with pytest.raises(wdownload.WeightsUnavailableError, match="TPOSE_OFFLINE is set") as info:
+        wdownload.resolve_weights("transpose_r_a3", TAG, base_url=server.url)
+    assert str(wfiles.cache_path(entry)) in str(info.value)
+    with pytest.raises(wdownload.WeightsUnavailableError):
+        wdownload.download_weights(entry, base_url=server.url)
     assert server.requests == []
 
 
@@ -284,42 +286,42 @@ def test_local_files_are_found_without_network(entry, released, tmp_path, monkey
     folder.mkdir()
     (folder / FILE).write_bytes(released[0])
     monkeypatch.setenv("TPOSE_WEIGHTS_DIR", os.pathsep.join([str(tmp_path / "absent"), str(folder)]))
-    assert hub.resolve_weights("transpose_r_a3", TAG) == folder / FILE
-    model = hub.load_pretrained("transpose_r_a3", TAG)
+    assert wdownload.resolve_weights("transpose_r_a3", TAG) == folder / FILE
+    model = factory.load_pretrained("transpose_r_a3", TAG)
     assert torch.equal(model.state_dict()["final_layer.weight"], released[1]["final_layer.weight"])
 
     monkeypatch.delenv("TPOSE_WEIGHTS_DIR")  # the cache path the offline message names works as well
-    target = hub.cache_path(entry)
+    target = wfiles.cache_path(entry)
     target.parent.mkdir(parents=True)
     target.write_bytes(released[0])
-    assert hub.resolve_weights("transpose_r_a3", TAG) == target
+    assert wdownload.resolve_weights("transpose_r_a3", TAG) == target
 
 
 def test_leftovers_of_killed_downloads_are_never_loaded_and_get_cleaned(server, entry, released):
-    cache = hub.cache_dir()
+    cache = wfiles.cache_dir()
     cache.mkdir(parents=True)
     stem = Path(FILE).stem
     leftover = cache / f".{stem}.deadbeef.tmp.pth.0123abcd.partial"
     leftover.write_bytes(released[0][:1000])
     fresh = cache / f".{stem}.cafebabe.tmp.pth"
     fresh.write_bytes(b"another process is downloading")
-    old = time.time() - 2 * hub.STALE_AFTER_S
+    old = time.time() - 2 * wdownload.STALE_AFTER_S
     os.utime(leftover, (old, old))
-    with pytest.raises(hub.WeightsUnavailableError):
-        hub.resolve_weights("transpose_r_a3", TAG, offline=True)
+    with pytest.raises(wdownload.WeightsUnavailableError):
+        wdownload.resolve_weights("transpose_r_a3", TAG, offline=True)
     server.files[FILE] = released[0]
-    hub.resolve_weights("transpose_r_a3", TAG, base_url=server.url, progress=False)
+    wdownload.resolve_weights("transpose_r_a3", TAG, base_url=server.url, progress=False)
     assert not leftover.exists() and fresh.exists()  # only stale leftovers go
     assert (cache / FILE).read_bytes() == released[0]
 
 
 def test_cached_file_that_does_not_fit_says_to_delete_it(entry, released, tmp_path):
     bad = tpose.create_model("transpose_r_a3", **{**TINY, "num_layers": 2})
-    target = hub.cache_path(entry)
+    target = wfiles.cache_path(entry)
     target.parent.mkdir(parents=True)
     save_released_layout(bad, target)
     with pytest.raises(CheckpointMismatchError, match="delete it to download it again") as info:
-        hub.load_pretrained("transpose_r_a3", TAG, offline=True)
+        factory.load_pretrained("transpose_r_a3", TAG, offline=True)
     assert any(k.startswith("global_encoder.layers.1.") for k in info.value.unexpected)
     assert target.exists()  # a file put there by hand is the user's to remove
 
@@ -329,4 +331,4 @@ def test_released_entries_point_at_the_paper_release():
     assert entry.download_url() == (
         "https://github.com/yangsenius/TransPose/releases/download/Hub/tp_h_48_256x192_enc6_d96_h192_mh1.pth"
     )
-    assert hub.cache_path(entry).name == "tp_h_48_256x192_enc6_d96_h192_mh1.pth"
+    assert wfiles.cache_path(entry).name == "tp_h_48_256x192_enc6_d96_h192_mh1.pth"

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import tpose
-from tpose import hub, weights_registry
+from tpose import factory
 from tpose.models.checkpoint import save_weights
-from tpose.weights_registry import (
+from tpose.weights import (
     WeightsEntry,
     default_tag,
     format_weights_table,
@@ -22,6 +22,8 @@ from tpose.weights_registry import (
     shipped_tag,
     variants_with_weights,
 )
+from tpose.weights import download as wdownload
+from tpose.weights import files as wfiles
 
 TINY = dict(num_layers=1, d_model=32, num_heads=2, dim_feedforward=64)
 SHIPPED = "transpose_r_a4_lspet_128x96.safetensors"
@@ -45,7 +47,7 @@ def _isolated(tmp_path, monkeypatch):
 def shipped_dir(tmp_path, monkeypatch) -> tuple[Path, tpose.TransPose]:
     """A stand-in for tpose/weights/ holding a tiny 14-keypoint R-A4 saved as the lead's training run saves it."""
     torch.manual_seed(1)
-    model = tpose.create_model("transpose_r_a4", num_keypoints=14, image_size=(128, 96), **TINY)
+    model = tpose.create_model("transpose_r_a4", num_keypoints=14, input_size=(128, 96), **TINY)
     folder = tmp_path / "package_weights"
     save_weights(
         model,
@@ -53,7 +55,7 @@ def shipped_dir(tmp_path, monkeypatch) -> tuple[Path, tpose.TransPose]:
         extra_metadata={"variant": "transpose_r_a4", "keypoint_set": "lsp14", "epoch": 6,
                         "metrics": {"val_PCK@0.2": 0.7345, "val_loss": 0.001}},
     )
-    monkeypatch.setattr(weights_registry, "_package_dir", lambda: folder)
+    monkeypatch.setattr(wfiles, "package_dir", lambda: folder)
     return folder, model
 
 
@@ -80,13 +82,13 @@ def test_mirror_base_url_from_environment(monkeypatch):
 def test_shipped_weights_are_looked_up_inside_the_package():
     entry = get_weights("transpose_r_a4", "lspet-128x96")
     assert entry.source == "package" and entry.keypoint_set == "lsp14" and entry.input_size == (128, 96)
-    assert weights_registry.package_file(entry) == Path(tpose.__file__).parent / "weights" / SHIPPED
+    assert wfiles.package_file(entry) == Path(tpose.__file__).parent / "weights" / SHIPPED
     assert not any(a.published for a in entry.accuracy)
-    if weights_registry.local_file(entry) is None:
+    if wfiles.local_file(entry) is None:
         with pytest.raises(FileNotFoundError, match="lacks the file"):
-            hub.resolve_weights("transpose_r_a4", "lspet-128x96")
+            wdownload.resolve_weights("transpose_r_a4", "lspet-128x96")
     else:
-        assert hub.resolve_weights("transpose_r_a4", "lspet-128x96", offline=True) == weights_registry.package_file(
+        assert wdownload.resolve_weights("transpose_r_a4", "lspet-128x96", offline=True) == wfiles.package_file(
             entry
         )
 
@@ -113,7 +115,7 @@ def test_measured_accuracy_is_read_from_the_shipped_metadata(shipped_dir):
 
 
 def test_measured_accuracy_without_a_file_is_not_invented(monkeypatch, tmp_path):
-    monkeypatch.setattr(weights_registry, "_package_dir", lambda: tmp_path / "empty")
+    monkeypatch.setattr(wfiles, "package_dir", lambda: tmp_path / "empty")
     (acc,) = resolved_accuracy(get_weights("transpose_r_a4", "lspet-128x96"))
     assert acc.value is None and acc.formatted_value() == "n/a"
 
@@ -130,15 +132,15 @@ def test_default_tags_online_offline_and_for_the_cli(shipped_dir, monkeypatch):
 
 def test_offline_default_prefers_the_cached_paper_weights(shipped_dir):
     entry = get_weights("transpose_r_a4", "coco-256x192")
-    hub.cache_path(entry).parent.mkdir(parents=True)
-    hub.cache_path(entry).write_bytes(b"placed by hand")
+    wfiles.cache_path(entry).parent.mkdir(parents=True)
+    wfiles.cache_path(entry).write_bytes(b"placed by hand")
     assert default_tag("transpose_r_a4", offline=True) == "coco-256x192"
-    assert hub.resolve_weights("transpose_r_a4", offline=True) == hub.cache_path(entry)
+    assert wdownload.resolve_weights("transpose_r_a4", offline=True) == wfiles.cache_path(entry)
 
 
 def test_load_pretrained_rebuilds_the_shipped_model_from_its_metadata(shipped_dir):
     _, saved = shipped_dir
-    model = hub.load_pretrained("transpose_r_a4", "lspet-128x96", offline=True)
+    model = factory.load_pretrained("transpose_r_a4", "lspet-128x96", offline=True)
     assert model.config == saved.config
     assert all(torch.equal(v, saved.state_dict()[k]) for k, v in model.state_dict().items())
     assert model.metadata["keypoint_set"] == "lsp14" and model.metadata["weights"] == "transpose_r_a4:lspet-128x96"
@@ -146,24 +148,26 @@ def test_load_pretrained_rebuilds_the_shipped_model_from_its_metadata(shipped_di
 
 def test_shipped_file_of_another_variant_is_refused(shipped_dir, monkeypatch, tmp_path):
     folder = tmp_path / "other"
-    model = tpose.create_model("transpose_r_a3", num_keypoints=14, image_size=(128, 96), **TINY)
+    model = tpose.create_model("transpose_r_a3", num_keypoints=14, input_size=(128, 96), **TINY)
     save_weights(model, folder / SHIPPED, extra_metadata={"variant": "transpose_r_a3"})
-    monkeypatch.setattr(weights_registry, "_package_dir", lambda: folder)
+    monkeypatch.setattr(wfiles, "package_dir", lambda: folder)
     with pytest.raises(ValueError, match="trained as transpose_r_a3, not transpose_r_a4"):
-        hub.load_pretrained("transpose_r_a4", "lspet-128x96", offline=True)
+        factory.load_pretrained("transpose_r_a4", "lspet-128x96", offline=True)
 
 
 def test_weights_argument_is_a_path_a_tag_or_variant_and_tag(shipped_dir, tmp_path):
     folder, _ = shipped_dir
-    assert hub.resolve_weights_arg(folder / SHIPPED) == folder / SHIPPED
-    assert hub.resolve_weights_arg("lspet-128x96", model="transpose_r_a4") == folder / SHIPPED
-    assert hub.resolve_weights_arg("transpose_r_a4:lspet-128x96") == folder / SHIPPED
+    assert factory.resolve_weights_path(folder / SHIPPED) == folder / SHIPPED
+    assert factory.resolve_weights_path("lspet-128x96", model="transpose_r_a4") == folder / SHIPPED
+    assert factory.resolve_weights_path("transpose_r_a4:lspet-128x96") == folder / SHIPPED
     with pytest.raises(FileNotFoundError, match="no such weights file"):
-        hub.resolve_weights_arg(str(tmp_path / "nope.pth"))
+        factory.resolve_weights_path(str(tmp_path / "nope.pth"))
     with pytest.raises(ValueError, match=r"its tags: coco-256x192, lspet-128x96"):
-        hub.resolve_weights_arg("imagenet", model="transpose_r_a4")
-    with pytest.raises(ValueError, match="variant:tag"):
-        hub.resolve_weights_arg("lspet-128x96")
+        factory.resolve_weights_path("imagenet", model="transpose_r_a4")
+    # a tag only one variant has names it; a tag several have must be told which (the one loader, issue 14)
+    assert factory.resolve_weights_path("lspet-128x96") == folder / SHIPPED
+    with pytest.raises(ValueError, match=r"several models have this tag \(transpose_r_a3, .*transpose_r_a4"):
+        factory.resolve_weights_path("coco-256x192")
     with pytest.raises(ValueError, match="are for transpose_r_a3, not transpose_r_a4"):
         get_weights("transpose_r_a4", "transpose_r_a3:coco-256x192")
 
@@ -197,6 +201,6 @@ def test_tables_list_every_entry_with_status_boxes_and_license(shipped_dir):
 def test_predictor_takes_the_resolved_shipped_weights(shipped_dir):
     from tpose.inference.predictor import PosePredictor
 
-    path = hub.resolve_weights_arg("lspet-128x96", model="transpose_r_a4")
+    path = factory.resolve_weights_path("lspet-128x96", model="transpose_r_a4")
     predictor = PosePredictor("transpose_r_a4", checkpoint=path, flip_test=False)
     assert predictor.input_size == (128, 96) and predictor.keypoint_set.name == "lsp14"

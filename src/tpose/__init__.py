@@ -1,8 +1,22 @@
 """tpose: TransPose keypoint localization whose attention maps explain every prediction."""
 
+from .factory import LoadedModel, create_model, list_models, load_pose_model
 from .inference import PosePredictor
-from .models import ModelConfig, TransPose, create_model, list_models
+from .models import ModelConfig, TransPose
+from .models.checkpoint import load_model, load_weights, save_weights
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-__all__ = ["ModelConfig", "PosePredictor", "TransPose", "create_model", "list_models", "__version__"]
+__all__ = [
+    "LoadedModel",
+    "ModelConfig",
+    "PosePredictor",
+    "TransPose",
+    "__version__",
+    "create_model",
+    "list_models",
+    "load_model",
+    "load_pose_model",
+    "load_weights",
+    "save_weights",
+]

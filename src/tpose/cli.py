@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 
-def parse_size(text: str) -> tuple[int, int]:
-    """``256x192`` -> (256, 192) as (H, W)."""
-    try:
-        h, w = text.lower().split("x")
-        return int(h), int(w)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW such as 256x192, got {text!r}") from None
+from .bench import data_pipeline as bench_data
+from .bench import inference as bench_inference
+from .bench import training as bench_training
+from .engine.eval_run import run_eval
+from .engine.train import train
+from .explain import run_explain
+from .export.onnx_export import run_export
+from .factory import load_pose_model, shipped_weights
+from .inference.predict_job import run_predict
+from .models.checkpoint import save_released_layout, save_weights
+from .models.complexity import format_info, model_info
+from .utils.sizes import parse_size
+from .weights.tables import format_weights_table
+
+__all__ = ["build_parser", "main", "parse_size"]
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .models.complexity import format_info, model_info
-    from .weights_registry import format_weights_table
-
     print(format_info(model_info(args.model, input_size=args.input_size, batch=1, memory=not args.no_memory)))
     print()
     print(format_weights_table(args.model))
@@ -28,15 +35,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:
-    from .weights_registry import format_weights_table
-
     print(format_weights_table(args.model, markdown=args.markdown))
     return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .engine.train import train
-
     result = train(args.config, args.overrides, device=args.device, resume=not args.no_resume,
                    progress=not args.no_progress)
     print(f"{result.status}: {result.epochs_done} epochs in {result.output_dir}; "
@@ -60,38 +63,32 @@ def _box(text: str) -> tuple[float, float, float, float]:
         raise argparse.ArgumentTypeError(f"expected x,y,w,h such as 10,20,100,200, got {text!r}") from None
 
 
-def _weights(args: argparse.Namespace) -> str | None:
-    """``--weights`` as a file path: a path, a registry tag of ``--model``, or the shipped weights.
+def _model_and_weights(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """``--model`` and ``--weights`` as given; with neither, the weights shipped inside the package (no download).
 
-    With no ``--weights``, the weights shipped inside the package are used, so nothing is downloaded.
+    A ``--model`` name with no ``--weights`` uses that variant's shipped weights when it has any; the loader
+    (``tpose.load_pose_model``) refuses a ``--model`` that the weights contradict.
     """
-    from .hub import resolve_weights_arg
-    from .weights_registry import shipped_tag
-
-    model = getattr(args, "model", None) or "transpose_r_a4"
-    if args.weights:
-        return str(resolve_weights_arg(args.weights, model))
-    tag = shipped_tag(model)
-    if tag is None:
+    model, weights = getattr(args, "model", None), args.weights
+    if weights:
+        return model, weights
+    try:
+        return None, str(shipped_weights(model or "transpose_r_a4"))
+    except FileNotFoundError:
         print(f"tpose: no --weights given and no weights ship with {model}: using random weights "
               "(see `tpose weights`)", file=sys.stderr)
-        return None
-    return str(resolve_weights_arg(f"{model}:{tag}", model))
+        return model, None
 
 
 def _print_json(data: object) -> None:
-    import json
-
     print(json.dumps(data, indent=2, default=str))
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .inference.predictor import run_predict
-
-    weights = _weights(args)
+    model, weights = _model_and_weights(args)
     source = args.input[0] if len(args.input) == 1 else args.input  # one folder/video, or a list of images
     summary = run_predict(
-        source, args.output_dir, model=weights or args.model, weights=None, detections=args.detections,
+        source, args.output_dir, model=model, weights=weights, detections=args.detections,
         det_gt=args.det_gt, min_box_score=args.min_box_score, nms_threshold=args.nms or None,
         draw_threshold=args.draw_threshold, device=args.device, flip_test=not args.no_flip,
         save_images=not args.no_images, save_json=not args.no_json, coco_results=args.coco_results,
@@ -101,20 +98,28 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     print(f"processed {summary['processed']} file(s), {summary['persons']} person(s) -> {args.output_dir}")
     for item in summary.get("skipped", []):
         print(f"skipped {item['file']}: {item['reason']}", file=sys.stderr)
-    return 1 if summary["processed"] == 0 or summary.get("skipped") else 0
+    if summary.get("unmatched"):
+        shown = ", ".join(summary["unmatched"][:5]) + (" ..." if len(summary["unmatched"]) > 5 else "")
+        print(f"no detections for {len(summary['unmatched'])} image(s) (their image id is not in {args.detections}): "
+              f"{shown}", file=sys.stderr)
+    empty = (summary.get("dropped_boxes") or {}).get("empty") or []
+    if empty:
+        print(f"dropped {len(empty)} box(es) of zero or negative size from {args.detections} (records "
+              f"{', '.join(str(i) for i in empty[:10])}{' ...' if len(empty) > 10 else ''})", file=sys.stderr)
+    if summary.get("error"):
+        print(f"tpose predict: error: {summary['error']}", file=sys.stderr)
+    return int(summary["status"])
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from .explain import run_explain
-
     box: object = args.boxes if args.boxes else (args.box or None)
     layers: object = args.layers
     if layers not in ("last", "all"):
         layers = [int(v) for v in str(layers).split(",")]
     heads: object = args.heads if args.heads in ("mean", "all") else int(args.heads)
-    weights = _weights(args)
+    model, weights = _model_and_weights(args)
     summary = run_explain(
-        args.input, args.output_dir, model=weights or args.model, weights=None, box=box, layers=layers, heads=heads,
+        args.input, args.output_dir, model=model, weights=weights, box=box, layers=layers, heads=heads,
         threshold=args.threshold, affected=args.affected or None, html=args.html, gradient=args.gradient,
         device=args.device, keypoint_set=args.keypoint_set, min_box_score=args.min_box_score,
         positions=not args.no_positions, tile_scale=args.tile_scale,
@@ -126,53 +131,43 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .engine.eval_run import run_eval
-
-    weights = _weights(args)
+    _, weights = _model_and_weights(args)
     if weights is None:
-        raise ValueError("tpose eval needs --weights (a .safetensors file written by tpose train)")
+        raise ValueError("tpose eval needs --weights (a tag, a weights file or an .onnx export)")
     report = run_eval(
         weights, data=args.data, root=args.root, first=args.first, last=args.last, image_ids=args.image_ids,
         ann_file=args.ann_file,
         image_dir=args.image_dir, detections=args.detections, min_box_score=args.min_box_score, metric=args.metric,
         limbs_only=args.limbs, flip_test=not args.no_flip, decode=args.decode, input_size=args.input_size,
         batch_size=args.batch_size, device=args.device, results=args.results, report_json=args.report,
-        progress=not args.no_progress,
+        progress=not args.no_progress, backend=args.backend,
     )
     print(report["summary"])
     return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    weights = _weights(args)
-    if args.format == "pth":
-        from .models.checkpoint import load_model, save_released_layout
-
-        if weights is None:
-            raise ValueError("tpose export --format pth needs --weights")
-        out = args.output or str(Path(weights).with_suffix(".pth"))
-        save_released_layout(load_model(weights), out)
-        print(f"wrote {out} (plain state dict in the released TransPose layout)")
-        return 0
-    if args.format == "safetensors":
-        import torch
-
-        from .models.checkpoint import load_model, save_weights
-
-        if weights is None or args.output is None:
-            raise ValueError("tpose export --format safetensors needs --weights and -o")
-        model = load_model(weights)
-        carried = {k: v for k, v in (model.metadata or {}).items() if k not in ("model", "storage_dtype")}
-        carried["exported_from"] = str(weights)
+    model, weights = _model_and_weights(args)
+    if args.format in ("pth", "safetensors"):
+        if weights is None or (args.format == "safetensors" and args.output is None):
+            raise ValueError(f"tpose export --format {args.format} needs --weights"
+                             + (" and -o (the new file's name)" if args.format == "safetensors" else ""))
+        loaded = load_pose_model(model, weights, backend="torch")
+        default = Path.cwd() / (Path(loaded.weights or loaded.name).stem + f".{args.format}")
+        out = Path(args.output) if args.output else default
+        if args.format == "pth":
+            save_released_layout(loaded.model, out)
+            print(f"wrote {out} (plain state dict in the released TransPose layout)")
+            return 0
+        carried = {k: v for k, v in loaded.metadata.items() if k not in ("model", "storage_dtype", "weights_file")}
+        carried["exported_from"] = str(loaded.weights)
         storage = torch.float16 if args.half else None
-        save_weights(model, args.output, carried, storage_dtype=storage)
-        size = Path(args.output).stat().st_size / 1e6
-        print(f"wrote {args.output} ({size:.1f} MB, {'float16' if storage else 'float32'} storage) and its .json")
+        save_weights(loaded.model, out, carried, storage_dtype=storage, keypoint_set=loaded.keypoint_set)
+        size = out.stat().st_size / 1e6
+        print(f"wrote {out} ({size:.1f} MB, {'float16' if storage else 'float32'} storage) and its .json")
         return 0
-    from .export.onnx_export import run_export
-
     summary = run_export(
-        weights or args.model, output=args.output, format="onnx", input_size=args.input_size, opset=args.opset,
+        model, output=args.output, weights=weights, format="onnx", input_size=args.input_size, opset=args.opset,
         attention=args.attention, keypoint_set=args.keypoint_set, verify=not args.no_verify,
         verify_images=args.verify_images, tolerance_px=args.tolerance,
     )
@@ -187,19 +182,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     """Run from the repository root; the benchmark's own options follow (``tpose bench -- --help``)."""
     rest = [a for a in args.rest if a != "--"]
-    if args.train:
-        from .bench.training import main as bench_main
-    elif args.data:
-        from .bench.data_pipeline import main as bench_main
-    else:
-        from .bench.inference import main as bench_main
+    bench_main = bench_training.main if args.train else bench_data.main if args.data else bench_inference.main
     return int(bench_main(rest) or 0)
 
 
 def _add_common_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="transpose_r_a4", help="variant name, used when --weights is not a tpose file")
-    p.add_argument("--weights", help="a registry tag (see tpose weights) or a file (default: the shipped weights)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--model", help="variant name (default: the one the weights hold); with a released .pth or a "
+                   "tag it names the variant, and must match the weights")
+    p.add_argument("--weights", help="a registry tag (see tpose weights), a .safetensors/.pth file or an .onnx "
+                   "export (default: the shipped weights)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--keypoint-set", help="coco17, lsp14, mpii16 or a YAML/JSON file (default: from the weights)")
 
 
@@ -219,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_weights)
 
     p = sub.add_parser("train", help="train a model from a YAML config (works under torchrun for DDP)")
-    p.add_argument("config")
+    p.add_argument("config", help="the YAML config, e.g. configs/mixed_r_a4_128x96.yaml (see the README)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=10 train.lr=3e-4")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-resume", action="store_true", help="start over even if output_dir has last.ckpt")
@@ -243,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=parse_size, help="HxW crop size (default: the model's)")
     p.add_argument("--decode", choices=("dark", "argmax"), default="dark")
     p.add_argument("--draw-boxes", action="store_true")
-    p.add_argument("--backend", choices=("torch", "onnx", "onnxruntime"), default="torch")
+    p.add_argument("--backend", choices=("torch", "onnx", "onnxruntime"),
+                   help="torch or onnxruntime (default: onnxruntime for an .onnx --weights, else torch)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_predict)
 
@@ -266,21 +259,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("export", help="ONNX (checked against PyTorch) or the released .pth layout")
-    p.add_argument("model", nargs="?", default="transpose_r_a4", help="variant name (with --weights)")
+    p.add_argument("model", nargs="?", help="variant name (default: the one the weights hold)")
     p.add_argument("--weights", help="a registry tag or a file (default: the shipped weights)")
     p.add_argument("--checkpoint", dest="weights", help=argparse.SUPPRESS)
     p.add_argument("--format", choices=("onnx", "pth", "safetensors"), default="onnx",
                    help="onnx, the released .pth layout, or tpose .safetensors + .json (metadata carried over)")
     p.add_argument("--half", action="store_true",
                    help="with --format safetensors: store float16 (half the size; loads back as float32)")
-    p.add_argument("-o", "--output", help="output file (default: beside the weights / in the working folder)")
+    p.add_argument("-o", "--output", help="output file (default: <weights name>_<H>x<W>.onnx in the working folder)")
     p.add_argument("--input-size", type=parse_size, help="HxW fixed at export (default: the model's)")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--attention", nargs="?", const="heads", default=False,
                    help="also output every layer's attention maps, per head (what explain needs) or 'mean'")
     p.add_argument("--keypoint-set")
     p.add_argument("--no-verify", action="store_true", help="skip the comparison with PyTorch")
-    p.add_argument("--verify-images", nargs="*", help="images (or a folder) for the comparison")
+    p.add_argument("--verify-images", nargs="*",
+                   help="images (or a folder) for the comparison (default: a real photo shipped with tpose)")
     p.add_argument("--tolerance", type=float, default=1e-3, help="max decoded-keypoint difference, in heatmap pixels")
     p.set_defaults(func=_cmd_export)
 
@@ -293,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("eval", help="PCK / COCO AP of weights on LSPET or COCO-format data")
-    p.add_argument("--weights", help="a .safetensors written by tpose (default: the shipped weights)")
+    p.add_argument("--weights",
+                   help="a tag, a .safetensors/.pth file or an .onnx export (default: the shipped weights)")
     p.add_argument("--data", choices=("lspet", "lsp", "coco"), default="lspet",
                    help="lspet / lsp (joints.mat + images/ under --root) or any COCO-format keypoint file")
     p.add_argument("--root", help="LSPET or LSP folder (joints.mat, images/)")
@@ -311,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=parse_size)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--backend", choices=("torch", "onnx", "onnxruntime"),
+                   help="default: onnxruntime for an .onnx --weights, else torch")
     p.add_argument("--results", help="write the COCO results JSON here")
     p.add_argument("--report", help="write the report JSON here")
     p.add_argument("--no-progress", action="store_true")
@@ -319,12 +316,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, ValueError, OSError) as exc:
+    except (FileNotFoundError, ValueError, OSError) as exc:  # ConfigError, CheckpointError, downloads included
         print(f"tpose {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"tpose {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

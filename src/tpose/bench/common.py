@@ -22,13 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-
-def usable_cores() -> int:
-    """Cores this process may run on (its affinity mask), not the machine's total."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+from ..utils.cores import usable_cores
 
 
 def _proc_field(path: str, key: str) -> str | None:

@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 import torch
 
-from tpose.cli import parse_size
 from tpose.data import LSP14, CropCache, TopDownDataset, load_lspet_records
+from tpose.utils.sizes import parse_size
 
 # run from the repository root: results go to benchmarks/results, data is ../shared/data
 REPO = Path(".")
@@ -55,7 +55,7 @@ def bench(
             row: dict[str, object] = {"input": f"{size[0]}x{size[1]}", "crop_cache": storage}
             cache = CropCache(cache_dir, storage=storage, progress=False) if cached else None
             start = time.perf_counter()
-            ds = TopDownDataset(records, LSP14, image_size=size, train=True, cache=cache, seed=0)
+            ds = TopDownDataset(records, LSP14, input_size=size, train=True, cache=cache, seed=0)
             if ds.crops is not None:
                 row["cache_build_s"] = round(time.perf_counter() - start, 3)
                 row["cache_kib_per_crop"] = round(int(ds.crops.offsets[-1]) / len(ds.crops) / 1024, 1)

@@ -40,7 +40,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..cli import parse_size
+from tpose.export import INPUT_NAME, create_session, export_onnx
+from tpose.models import build_model, list_variants
+from tpose.models.complexity import count_macs
+
+from ..utils.sizes import parse_size
 from .common import (
     current_rss_bytes,
     fmt,
@@ -73,9 +77,7 @@ REFERENCE_MEMORY_SHARE = 0.4
 
 
 def _build(name: str, input_size: tuple[int, int], device: str) -> torch.nn.Module:
-    from tpose.models import create_model
-
-    return create_model(name, image_size=tuple(input_size)).eval().to(device)
+    return build_model(name, input_size=tuple(input_size)).eval().to(device)
 
 
 def _reference_bytes(config: Any, input_size: tuple[int, int], stride: int, batch: int) -> int:
@@ -95,14 +97,12 @@ def _runner(
 ) -> Callable[[], Any]:
     """A no-argument call that runs one forward of ``x`` along ``path``."""
     if path == "reference":
-
         def reference() -> Any:
             with torch.no_grad():
                 return model(x, return_attention=True)
 
         return reference
     if path == "torch":
-
         def ours() -> Any:
             with torch.inference_mode():
                 return model(x)
@@ -126,8 +126,6 @@ def _runner(
 
         return ours_compiled
     if path == "onnxruntime":
-        from tpose.export import INPUT_NAME, create_session
-
         if onnx_file is None:
             raise ValueError("the onnxruntime path needs an exported file")
         session = create_session(onnx_file, threads=threads, optimization="all", device=device)
@@ -160,8 +158,6 @@ def _memory_probe(
 
 
 def _export(model: torch.nn.Module, input_size: tuple[int, int], folder: Path, name: str) -> Path:
-    from tpose.export import export_onnx
-
     return export_onnx(model, folder / f"{name}_{input_size[0]}x{input_size[1]}.onnx", input_size=input_size)
 
 
@@ -188,14 +184,12 @@ def run_benchmark(
     free text stored with the results (e.g. "another job was running"); ``matmul_size``: n of the
     n x n x n product that measures the fp32 peak.
     """
-    from tpose.models import list_models
-    from tpose.models.complexity import count_macs
 
     say = progress or (lambda _msg: None)
-    names = list(models) if models else list_models()
-    unknown = [n for n in names if n not in list_models()]
+    names = list(models) if models else list_variants()
+    unknown = [n for n in names if n not in list_variants()]
     if unknown:
-        raise ValueError(f"unknown models {unknown}; available: {', '.join(list_models())}")
+        raise ValueError(f"unknown models {unknown}; available: {', '.join(list_variants())}")
     bad = [p for p in paths if p not in PATHS + EXTRA_PATHS]
     if bad:
         raise ValueError(f"unknown paths {bad}; known: {', '.join(PATHS + EXTRA_PATHS)}")

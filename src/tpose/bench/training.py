@@ -56,8 +56,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader
 
-from ..cli import parse_size
+from tpose.data import LSP14, CropCache, TopDownDataset, load_lspet_records
+from tpose.engine.config import DEFAULTS
+from tpose.engine.losses import masked_mse
+from tpose.engine.train import resolve_amp
+from tpose.models import build_model, list_variants
+from tpose.models.dropout import set_fast_dropout
+from tpose.models.encoder import SelfAttention
+
+from ..utils.sizes import parse_size
 from .common import (
     TimeLimitExceeded,
     cpu_features,
@@ -138,8 +147,6 @@ class StepPlan:
 
 def default_levers() -> frozenset[str]:
     """The levers ``tpose train`` turns on here with its default config."""
-    from tpose.engine.config import DEFAULTS
-    from tpose.engine.train import resolve_amp
 
     train = DEFAULTS["train"]
     on = {"fused"}
@@ -202,9 +209,6 @@ def _build_step(
     base: torch.nn.Module, cfg: StepConfig, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, lr: float
 ) -> tuple[Callable[[], torch.Tensor], torch.nn.Module]:
     """A no-argument training step for ``cfg`` on its own copy of ``base`` and its own Adam."""
-    from tpose.engine.losses import masked_mse
-    from tpose.models.dropout import set_fast_dropout
-    from tpose.models.encoder import SelfAttention
 
     model = copy.deepcopy(base).train()
     set_fast_dropout(model, cfg.has("fast_dropout"))
@@ -260,10 +264,9 @@ def time_steps(
 
     ``skip`` maps configuration names not to time here to the reason recorded in their rows.
     """
-    from tpose.models import create_model
 
     torch.manual_seed(0)
-    base = create_model(name, image_size=size, **model_overrides).train()
+    base = build_model(name, input_size=size, **model_overrides).train()
     k = base.config.num_keypoints
     x = torch.randn(batch, 3, *size)
     target = torch.rand(batch, k, size[0] // 4, size[1] // 4)
@@ -363,14 +366,12 @@ def time_pipeline(
     Timed as one continuous stream after the workers start and their first prefetched batches are drained,
     so the numbers are the steady state, not the prefetch queue.
     """
-    from torch.utils.data import DataLoader
 
-    from tpose.data import LSP14, CropCache, TopDownDataset, load_lspet_records
 
     records = load_lspet_records(lspet, first=1, last=samples)
     start = time.perf_counter()
     cache = CropCache(cache_dir, max_side=cache_size, quality=cache_quality, workers=0, progress=False)
-    ds = TopDownDataset(records, LSP14, image_size=size, train=True, cache=cache, seed=0)
+    ds = TopDownDataset(records, LSP14, input_size=size, train=True, cache=cache, seed=0)
     cache_s = time.perf_counter() - start
     if len(ds) < batch:
         raise ValueError(f"the data pipeline needs at least one batch: {len(ds)} samples < batch {batch}")
@@ -440,15 +441,12 @@ def run_train_benchmark(
     temporary folder); ``model_overrides``: architecture overrides for every model (tests use tiny ones);
     ``command``: the command line to record (default: this process's).
     """
-    from tpose.engine.config import DEFAULTS
-    from tpose.engine.train import resolve_amp
-    from tpose.models import list_models
 
     say = progress or (lambda _msg: None)
     names = list(models)
-    unknown = [n for n in names if n not in list_models()]
+    unknown = [n for n in names if n not in list_variants()]
     if unknown or not names:
-        raise ValueError(f"unknown models {unknown or names}; available: {', '.join(list_models())}")
+        raise ValueError(f"unknown models {unknown or names}; available: {', '.join(list_variants())}")
     sizes = [(int(h), int(w)) for h, w in sizes]
     bad = [s for s in sizes if s[0] % 4 or s[1] % 4 or min(s) <= 0]
     if bad or not sizes:

@@ -1,6 +1,28 @@
-"""Heatmap codecs: keypoints to training targets and heatmaps back to keypoints."""
+"""Between images and heatmaps: crop geometry, the input normalisation, and the configured heatmap codec."""
 
+from .affine import PIXEL_STD, affine_points, box_to_center_scale, crop, get_affine_transform
+from .codec import BOX_PADDING, HEATMAP_STRIDE, SIGMA, HeatmapCodec
 from .decode import decode_heatmaps, flip_heatmaps_back, heatmap_to_image
 from .heatmap import encode_gaussian
+from .preprocess import IMAGENET_MEAN, IMAGENET_STD, denormalize_image, normalize_batch, normalize_image
 
-__all__ = ["decode_heatmaps", "encode_gaussian", "flip_heatmaps_back", "heatmap_to_image"]
+__all__ = [
+    "BOX_PADDING",
+    "HEATMAP_STRIDE",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "PIXEL_STD",
+    "SIGMA",
+    "HeatmapCodec",
+    "affine_points",
+    "box_to_center_scale",
+    "crop",
+    "decode_heatmaps",
+    "denormalize_image",
+    "encode_gaussian",
+    "flip_heatmaps_back",
+    "get_affine_transform",
+    "heatmap_to_image",
+    "normalize_batch",
+    "normalize_image",
+]

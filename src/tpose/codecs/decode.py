@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from tpose.data.affine import get_affine_transform
+from .affine import get_affine_transform, legacy_wh
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
@@ -172,15 +172,17 @@ def heatmap_to_image(
     coords: np.ndarray,
     center: np.ndarray,
     scale: np.ndarray,
-    heatmap_size: tuple[int, int],
+    heatmap_hw: tuple[int, int] | None = None,
     rotation: np.ndarray | None = None,
+    heatmap_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Heatmap coordinates ``[N, K, 2]`` mapped back into the original images (``[N, K, 2]``, float32).
 
-    Inverse of the crop's affine transform with the heatmap as its output (``heatmap_size`` = (W, H)),
-    per person ``center`` ``[N, 2]``, ``scale`` ``[N, 2]`` (units of 200 px) and optional ``rotation`` [N]
-    in degrees.
+    Inverse of the crop's affine transform with the heatmap as its output (``heatmap_hw`` = (H, W);
+    ``heatmap_size`` (W, H) is its deprecated spelling), per person ``center`` ``[N, 2]``, ``scale``
+    ``[N, 2]`` (units of 200 px) and optional ``rotation`` [N] in degrees.
     """
+    hw = legacy_wh(heatmap_hw, heatmap_size, "heatmap_size")
     pts = np.asarray(coords, dtype=np.float64)
     if pts.ndim != 3 or pts.shape[-1] != 2:
         raise ValueError(f"heatmap_to_image expects coords of shape [N, K, 2], got {pts.shape}")
@@ -188,9 +190,8 @@ def heatmap_to_image(
     centers = np.asarray(center, dtype=np.float32).reshape(n, 2)
     scales = np.asarray(scale, dtype=np.float32).reshape(n, 2)
     rots = np.zeros(n, dtype=np.float64) if rotation is None else np.asarray(rotation, dtype=np.float64).reshape(n)
-    size = (int(heatmap_size[0]), int(heatmap_size[1]))
     mats = np.empty((n, 2, 3), dtype=np.float64)
     for i in range(n):
-        mats[i] = get_affine_transform(centers[i], scales[i], float(rots[i]), size, inv=True)
+        mats[i] = get_affine_transform(centers[i], scales[i], float(rots[i]), hw, inv=True)
     out = np.einsum("nkj,nij->nki", pts, mats[:, :, :2]) + mats[:, None, :, 2]
     return out.astype(np.float32)

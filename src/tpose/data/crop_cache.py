@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .affine import PIXEL_STD
+from ..codecs.affine import PIXEL_STD
 from .image_io import decode_image, encode_jpeg, read_image
 from .records import PersonRecord
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,8 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from ..codecs.heatmap import encode_gaussian
-from .affine import affine_points, box_to_center_scale
+from ..codecs import BOX_PADDING, SIGMA, HeatmapCodec, affine_points, normalize_image
 from .crop_cache import CachedCrops, CropCache
 from .image_io import read_image
 from .keypoint_sets import KeypointSet, get_keypoint_set
@@ -25,7 +25,6 @@ from .transforms import (
     compose,
     crop_matrix,
     lower_body_mask,
-    normalize_image,
     sample_crop_params,
     sample_pixel_params,
 )
@@ -43,24 +42,26 @@ class TopDownDataset(Dataset):
         self,
         records: Sequence[PersonRecord],
         keypoint_set: KeypointSet | str,
-        image_size: tuple[int, int] = (256, 192),
+        input_size: tuple[int, int] = (256, 192),
         train: bool = False,
         augment: AugmentConfig | None = None,
-        sigma: float = 2.0,
+        sigma: float = SIGMA,
         use_joint_weights: bool = False,
         cache: CropCache | None = None,
-        padding: float = 1.25,
+        padding: float = BOX_PADDING,
         seed: int | None = None,
+        image_size: tuple[int, int] | None = None,
     ) -> None:
+        if image_size is not None:  # the former name of input_size
+            warnings.warn("TopDownDataset(image_size=) is now input_size=", DeprecationWarning, stacklevel=2)
+            input_size = image_size
         self.records = list(records)
         self.keypoint_set = get_keypoint_set(keypoint_set)
-        self.set_image_size(image_size)
-        self.aspect_ratio = self.image_size[1] / self.image_size[0]
+        self.codec = HeatmapCodec(tuple(input_size), sigma=float(sigma), padding=float(padding))
+        self.aspect_ratio = self.codec.aspect_ratio
         self.train = bool(train)
         self.augment = (augment or AugmentConfig()) if self.train else None
-        self.sigma = float(sigma)
         self.use_joint_weights = bool(use_joint_weights)
-        self.padding = float(padding)
         self.seed = seed
         k = self.keypoint_set.num_keypoints
         for i, rec in enumerate(self.records):
@@ -75,23 +76,38 @@ class TopDownDataset(Dataset):
         self.joint_weights = np.array(self.keypoint_set.joint_weights, dtype=np.float32)
         self.crops: CachedCrops | None = None
         if cache is not None:
-            self.crops = cache.open(self.records, self.centers, self.scales, self.image_size)
+            self.crops = cache.open(self.records, self.centers, self.scales, self.input_size)
             if len(self.crops) != len(self.records):
                 raise ValueError(f"crop cache {self.crops.directory} has {len(self.crops)} entries for "
                                  f"{len(self.records)} records")
         self._rng: np.random.Generator | None = None
         self._rng_key: tuple | None = None
 
-    def set_image_size(self, image_size: tuple[int, int]) -> None:
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(H, W) of the crops."""
+        return self.codec.input_size
+
+    @property
+    def heatmap_size(self) -> tuple[int, int]:
+        """(H, W) of the targets."""
+        return self.codec.heatmap_size
+
+    @property
+    def sigma(self) -> float:
+        return self.codec.sigma
+
+    @property
+    def padding(self) -> float:
+        return self.codec.padding
+
+    def set_input_size(self, input_size: tuple[int, int]) -> None:
         """Crop at another (H, W) from now on (progressive resizing); the aspect ratio must stay the same."""
-        h, w = (int(image_size[0]), int(image_size[1]))
-        if h % 4 or w % 4 or h <= 0 or w <= 0:
-            raise ValueError(f"image_size {(h, w)} must be positive and divisible by 4 (heatmaps are 1/4 of the input)")
-        ratio = getattr(self, "aspect_ratio", None)
-        if ratio is not None and abs(w / h - ratio) > 1e-6:
-            raise ValueError(f"image_size {(h, w)} has another aspect ratio than the data set's {self.image_size}")
-        self.image_size = (h, w)
-        self.heatmap_size = (h // 4, w // 4)
+        codec = HeatmapCodec(tuple(input_size), self.codec.stride, self.codec.sigma, self.codec.padding)
+        if abs(codec.aspect_ratio - self.aspect_ratio) > 1e-6:
+            raise ValueError(f"input size {codec.input_size} has another aspect ratio than the data set's "
+                             f"{self.input_size}")
+        self.codec = codec
 
     def _centers_scales(self) -> tuple[np.ndarray, np.ndarray]:
         n = len(self.records)
@@ -102,8 +118,7 @@ class TopDownDataset(Dataset):
             if not np.isfinite([x, y, bw, bh]).all():
                 raise ValueError(f"record {i} {rec.describe()} has a non-finite box {rec.box.tolist()}")
             # a degenerate box still needs a valid crop; one pixel is the smallest extent
-            centers[i], scales[i] = box_to_center_scale((x, y, max(bw, 1.0), max(bh, 1.0)), self.aspect_ratio,
-                                                        self.padding)
+            centers[i], scales[i] = self.codec.box_to_center_scale((x, y, max(bw, 1.0), max(bh, 1.0)))
         return centers, scales
 
     def __len__(self) -> int:
@@ -161,10 +176,9 @@ class TopDownDataset(Dataset):
     def get_sample(self, index: int, params: CropParams, pixels: PixelParams | None = None) -> dict[str, torch.Tensor]:
         """Sample ``index`` cropped with ``params`` and changed by ``pixels`` (deterministic given both)."""
         rec = self.records[index]
-        h, w = self.image_size
-        hh, hw = self.heatmap_size
+        h, w = self.input_size
         source, to_source = self.load_source(index)
-        matrix = crop_matrix(params, (w, h))
+        matrix = crop_matrix(params, (h, w))
         warp = matrix if to_source is None else compose(matrix, cv2.invertAffineTransform(to_source))
         image = cv2.warpAffine(source, warp, (w, h), flags=cv2.INTER_LINEAR)
         if pixels is not None:
@@ -172,11 +186,11 @@ class TopDownDataset(Dataset):
 
         kpts = rec.keypoints
         visible = kpts[:, 2].copy()
-        heat_xy = affine_points(kpts[:, :2], crop_matrix(params, (hw, hh)))
+        heat_xy = affine_points(kpts[:, :2], crop_matrix(params, self.heatmap_size))
         if params.flip:
             heat_xy = heat_xy[self.flip_index]
             visible = visible[self.flip_index]
-        target, weight = encode_gaussian(heat_xy, visible, (hw, hh), self.sigma)
+        target, weight = self.codec.encode(heat_xy, visible)
         if self.use_joint_weights:
             weight = weight * self.joint_weights
         return {

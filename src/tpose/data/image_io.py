@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import cv2
@@ -43,8 +44,20 @@ def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     return buf.tobytes()
 
 
+def image_shape(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image file, from its header (without decoding the pixels) when PIL is present."""
+    width, height = _header_size(path)
+    return height, width
+
+
 def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) from the file header, without decoding the pixels."""
+    """Deprecated: (width, height) of an image file; use :func:`image_shape`, (H, W) as every size in tpose."""
+    warnings.warn("image_size() is deprecated: use image_shape(), which returns (H, W)", DeprecationWarning,
+                  stacklevel=2)
+    return _header_size(path)
+
+
+def _header_size(path: str | Path) -> tuple[int, int]:
     path = Path(path)
     try:
         from PIL import Image

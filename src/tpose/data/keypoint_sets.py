@@ -209,6 +209,26 @@ def keypoint_set_from_metadata(meta: Any) -> KeypointSet | None:
     return KeypointSet.from_dict(json.loads(text)) if text.startswith("{") else get_keypoint_set(text)
 
 
+def resolve_keypoint_set(
+    explicit: str | Path | KeypointSet | None, metadata: Any, count: int, where: str
+) -> KeypointSet:
+    """The one rule for which keypoint set a model predicts: an explicit set (it must have the model's
+    ``count``), else the set its weights' metadata records, else the built-in set of that count."""
+    if explicit is not None:
+        chosen = get_keypoint_set(explicit)
+        if chosen.num_keypoints != count:
+            raise ValueError(f"keypoint set {chosen.name!r} has {chosen.num_keypoints} keypoints but the model "
+                             f"predicts {count} ({where}); give a set of {count} keypoints, or leave it out to use "
+                             "the weights' own")
+        return chosen
+    found = keypoint_set_from_metadata(metadata)
+    if found is not None:
+        if found.num_keypoints != count:
+            raise ValueError(f"{where}: its metadata names {found.num_keypoints} keypoints but it predicts {count}")
+        return found
+    return default_keypoint_set(count)
+
+
 def get_keypoint_set(name_or_path: str | Path | KeypointSet) -> KeypointSet:
     """A built-in set by name (``coco17``, ``lsp14``, ``mpii16``) or a custom one from a file."""
     if isinstance(name_or_path, KeypointSet):

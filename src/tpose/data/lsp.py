@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .image_io import image_size
+from .image_io import image_shape
 from .lspet import load_lspet_joints, tight_box
 from .records import VISIBLE, PersonRecord
 
@@ -39,7 +39,7 @@ def load_lsp_records(root: str | Path, first: int = 1, last: int = NUM_IMAGES) -
         path = lsp_image_path(root, number)
         kpts = joints[number - 1].astype(np.float32)
         kpts[:, 2] = np.where(kpts[:, 2] > 0, 1.0, float(VISIBLE))
-        width, height = image_size(path)
+        height, width = image_shape(path)
         records.append(PersonRecord(image_path=str(path), box=tight_box(kpts, width, height), keypoints=kpts,
                                     image_id=number))
     return records

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .image_io import image_size
+from .image_io import image_shape
 from .records import VISIBLE, PersonRecord
 
 NUM_JOINTS = 14
@@ -80,7 +80,7 @@ def load_lspet_records(root: str | Path, first: int = TRAIN_RANGE[0], last: int 
         path = lspet_image_path(root, number)
         kpts = joints[number - 1].astype(np.float32)
         kpts[:, 2] = np.where(kpts[:, 2] > 0, float(VISIBLE), 0.0)  # invisible joints have no position
-        width, height = image_size(path)
+        height, width = image_shape(path)
         box = tight_box(kpts, width, height)
         records.append(PersonRecord(image_path=str(path), box=box, keypoints=kpts, image_id=number))
     return records

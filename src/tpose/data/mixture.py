@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Sampler
 
-from .keypoint_sets import KeypointSet, get_keypoint_set
+from .coco import coco_keypoint_set, load_coco_records
+from .keypoint_sets import LSP14, KeypointSet, get_keypoint_set
+from .lsp import NUM_IMAGES as LSP_IMAGES
+from .lsp import load_lsp_records
+from .lspet import NUM_IMAGES as LSPET_IMAGES
+from .lspet import load_lspet_records
 from .records import JointMap, PersonRecord, joint_sources, remap_records
 
 
@@ -53,26 +58,19 @@ def read_image_ids(value: str | Path | Sequence[int] | None, where: str) -> set[
     return {int(v) for v in value}
 
 
-def load_part_records(spec: Mapping[str, Any]) -> tuple[list[PersonRecord], KeypointSet]:
-    """The records of one data set spec in its own keypoint set (see ``tpose.engine.config.DataSetConfig``)."""
+def load_part_records(spec: Mapping[str, Any]) -> tuple[list[PersonRecord], KeypointSet, dict[str, int]]:
+    """The records of one data set spec in its own keypoint set (see ``tpose.engine.config.DataSetConfig``),
+    with counts of what the loader kept and skipped."""
     kind = spec["type"]
-    if kind == "lspet":
-        from .lspet import load_lspet_records
-
-        return load_lspet_records(spec["root"], spec.get("first") or 1, spec.get("last") or 10000), get_keypoint_set(
-            "lsp14")
-    if kind == "lsp":
-        from .lsp import NUM_IMAGES, load_lsp_records
-
-        return load_lsp_records(spec["root"], spec.get("first") or 1, spec.get("last") or NUM_IMAGES), \
-            get_keypoint_set("lsp14")
+    if kind in ("lspet", "lsp"):
+        load, last = (load_lspet_records, LSPET_IMAGES) if kind == "lspet" else (load_lsp_records, LSP_IMAGES)
+        records = load(spec["root"], spec.get("first") or 1, spec.get("last") or last)
+        return records, LSP14, {"images": len(records), "kept": len(records)}
     if kind == "coco":
-        from .coco import coco_keypoint_set, load_coco_records
-
         own = get_keypoint_set(spec["keypoint_set"]) if spec.get("keypoint_set") else coco_keypoint_set(
             spec["ann_file"])
-        records, _stats = load_coco_records(spec["ann_file"], spec["image_dir"], own)
-        return records, own
+        records, stats = load_coco_records(spec["ann_file"], spec["image_dir"], own)
+        return records, own, stats
     raise ValueError(f"unknown data set type {kind!r}: use lspet, lsp or coco")
 
 
@@ -81,14 +79,19 @@ def build_part(spec: Mapping[str, Any], model_set: KeypointSet | str | None = No
     (training), else kept in its own keypoint set (evaluation: PCK's normaliser is the box of all the
     person's own visible joints, and only joints the data set really has are scored)."""
     name = spec.get("name") or spec["type"]
-    records, own = load_part_records(spec)
+    records, own, stats = load_part_records(spec)
     keep = read_image_ids(spec.get("image_ids"), f"data set {name!r}")
     drop = read_image_ids(spec.get("exclude_image_ids"), f"data set {name!r}") or set()
+    loaded = len(records)
     if keep is not None:
         records = [r for r in records if r.image_id in keep]
     records = [r for r in records if r.image_id not in drop]
     if not records:
-        raise ValueError(f"data set {name!r} has no person left after its image id filters")
+        where = spec.get("ann_file") or spec.get("root")
+        counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in stats.items())
+        filtered = f"; {loaded} left, none of them among the image id filters" if loaded else ""
+        raise ValueError(f"data set {name!r} ({where}): no annotated person passed the filters (loader: {counts}; "
+                         f"kept are non-crowd persons with a valid box and labelled keypoints{filtered})")
     weight = float(spec.get("weight", 1.0))
     if model_set is None:
         return DataPart(name=name, records=records, weight=weight, keypoint_set=own, source_set=own.name,

@@ -19,7 +19,7 @@ class TrainingData:
     val: list[tuple[str, TopDownDataset]]  # each in its own data set's keypoint set
 
 
-def build_datasets(cfg: dict[str, Any], keypoint_set: KeypointSet, image_size: tuple[int, int],
+def build_datasets(cfg: dict[str, Any], keypoint_set: KeypointSet, input_size: tuple[int, int],
                    is_main: bool = True) -> TrainingData:
     """Every data set read with its own keypoint set and mapped by name onto ``keypoint_set``; training
     crops augmented and cached, validation read from the original images, as ``tpose eval`` does."""
@@ -39,9 +39,9 @@ def build_datasets(cfg: dict[str, Any], keypoint_set: KeypointSet, image_size: t
     common = {"sigma": float(dcfg.get("sigma", 2.0)), "use_joint_weights": bool(dcfg.get("use_joint_weights"))}
     parts = [build_part(spec, keypoint_set) for spec in dcfg["train"]]
     records = [r for p in parts for r in p.records]
-    train = TopDownDataset(records, keypoint_set, image_size, train=True, augment=augment, cache=cache, **common)
+    train = TopDownDataset(records, keypoint_set, input_size, train=True, augment=augment, cache=cache, **common)
     val = []
     for spec in dcfg.get("val") or []:
         part = build_part(spec)
-        val.append((part.name, TopDownDataset(part.records, part.keypoint_set, image_size, train=False, **common)))
+        val.append((part.name, TopDownDataset(part.records, part.keypoint_set, input_size, train=False, **common)))
     return TrainingData(train=train, parts=parts, val=val)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..data.transforms import AugmentConfig
 from ..models.config import ModelConfig
+from ..models.registry import list_variants
 
 PositiveInt = Annotated[int, Field(gt=0)]
 Count = Annotated[int, Field(ge=0)]
@@ -159,11 +160,9 @@ class TrainingConfig(_Section):
     @field_validator("model")
     @classmethod
     def _known_model(cls, value: str) -> str:
-        from ..models.registry import list_models
-
-        if value not in list_models():
-            raise ValueError(f"unknown model {value!r}{_suggest(value, list_models())}; "
-                             f"known: {', '.join(list_models())}")
+        if value not in list_variants():
+            raise ValueError(f"unknown model {value!r}{_suggest(value, list_variants())}; "
+                             f"known: {', '.join(list_variants())}")
         return value
 
     @field_validator("model_overrides")
@@ -171,7 +170,7 @@ class TrainingConfig(_Section):
     def _known_overrides(cls, value: dict[str, Any]) -> dict[str, Any]:
         known = list(ModelConfig.__dataclass_fields__)
         for key in value:
-            if key not in known:
+            if key not in known and key != "image_size":  # input_size's former name, still read
                 raise ValueError(f"unknown key {key!r}{_suggest(key, known)}; known: {', '.join(known)}")
         return value
 

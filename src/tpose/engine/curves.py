@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,23 @@ def plot_training_curves(history: list[dict[str, Any]], path: str | Path, title:
 
 
 def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The per-epoch records of a run (its ``metrics.jsonl``)."""
-    import json
+    """The per-epoch records of a run (its ``metrics.jsonl``), one per epoch in order.
 
+    A line cut short by a kill is ignored, and an epoch logged twice (a run killed after writing its
+    record but before its checkpoint, then redone) keeps its last record.
+    """
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: is {run_dir} a tpose train output_dir?")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    by_epoch: dict[int, dict[str, Any]] = {}
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and "epoch" in record:
+            by_epoch[int(record["epoch"])] = record
+    return [by_epoch[e] for e in sorted(by_epoch)]
 
 
 def plot_runs_compared(

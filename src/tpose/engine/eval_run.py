@@ -9,15 +9,16 @@ from typing import Any
 from torch.utils.data import DataLoader
 
 from ..data import LIMB_JOINTS, TopDownDataset
-from ..data.keypoint_sets import default_keypoint_set, keypoint_set_from_metadata
+from ..data.coco import coco_keypoint_set, load_coco
+from ..data.detections import load_detection_records
 from ..data.lspet import VAL_RANGE
 from ..data.mixture import build_part
-from ..models.checkpoint import load_model
+from ..factory import load_pose_model
 from .evaluate import evaluate
 
 
 def run_eval(
-    weights: str | Path,
+    weights: str | Path | None = None,
     data: str = "lspet",
     root: str | Path | None = None,
     first: int | None = None,
@@ -37,8 +38,11 @@ def run_eval(
     results: str | Path | None = None,
     report_json: str | Path | None = None,
     progress: bool = True,
+    backend: str | None = None,
+    keypoint_set: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Measure ``weights`` (a tpose ``.safetensors`` with its JSON) and return the report as a dict.
+    """Measure ``weights`` (a tag, a weights file or an ``.onnx`` export; default: the shipped weights) and
+    return the report as a dict.
 
     ``data="lspet"`` (or ``"lsp"``) reads ``root``/joints.mat images ``first``..``last`` (default for LSPET:
     its validation part, 9001..10000) with boxes from the annotated joints (PCK@0.2 by default);
@@ -47,11 +51,9 @@ def run_eval(
     or the person boxes of ``detections``. ``image_ids`` (a list or a text file) keeps only those images.
     Joints are scored by name, so an LSP-14 model is measured on MPII or COCO data over the joints they share.
     """
-    model = load_model(weights)
-    model_set = keypoint_set_from_metadata(getattr(model, "metadata", None)) or default_keypoint_set(
-        model.config.num_keypoints
-    )
-    size = tuple(input_size) if input_size else model.config.image_size
+    loaded = load_pose_model(weights, backend=backend, device=device, input_size=input_size,
+                             keypoint_set=keypoint_set)
+    model, model_set, size = loaded.model, loaded.keypoint_set, loaded.input_size
     boxes = "gt"
     coco_gt = None
     if data in ("lspet", "lsp"):
@@ -70,9 +72,6 @@ def run_eval(
     if detections:
         if data != "coco":
             raise ValueError("--detections needs --data coco (detector boxes are matched to COCO image ids)")
-        from ..data.coco import coco_keypoint_set
-        from ..data.detections import load_detection_records
-
         data_set = coco_keypoint_set(ann_file)
         records = load_detection_records(detections, image_dir, ann_file, data_set.num_keypoints, min_box_score)
         boxes = "detector"
@@ -80,8 +79,6 @@ def run_eval(
         part = build_part(spec)  # the data set's own keypoint set: PCK scores joints it really has
         records, data_set = part.records, part.keypoint_set
     if data == "coco":
-        from ..data.coco import load_coco
-
         coco_gt = load_coco(ann_file)
     if metric is None:
         predicts_all = set(data_set.names) <= set(model_set.names)
@@ -96,7 +93,7 @@ def run_eval(
         results_path=results, progress=progress,
     )
     out = report.to_dict()
-    out.update({"weights": str(weights), "data": data, "input_size": list(size), "summary": report.summary()})
+    out.update({"weights": loaded.weights, "data": data, "input_size": list(size), "summary": report.summary()})
     if report_json:
         Path(report_json).parent.mkdir(parents=True, exist_ok=True)
         Path(report_json).write_text(json.dumps(out, indent=2, default=str))

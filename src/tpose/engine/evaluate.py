@@ -16,11 +16,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from tpose.codecs.decode import decode_heatmaps, flip_heatmaps_back, heatmap_to_image
-from tpose.data.affine import PIXEL_STD
+from tpose.codecs import PIXEL_STD, HeatmapCodec
 from tpose.data.keypoint_sets import KeypointSet, get_keypoint_set
 from tpose.data.records import VISIBLE
+from tpose.utils.modes import eval_mode
 
 from .coco_eval import coco_keypoint_eval, write_coco_results
 from .metrics import head_segment_length, joint_box_size, oks_nms, pck, rescore
@@ -246,55 +247,54 @@ def _run_model(
     device: str | torch.device,
     amp_dtype: torch.dtype | None,
     progress: bool,
+    codec: HeatmapCodec | None = None,
 ) -> dict[str, np.ndarray]:
-    """Heatmaps for every batch, decoded straight away (so memory holds keypoints, not heatmaps)."""
-    from tqdm.auto import tqdm
+    """Heatmaps for every batch, decoded straight away (so memory holds keypoints, not heatmaps).
 
+    ``codec`` decodes (default: one for the batches' input size with the standard stride)."""
     dev = torch.device(device)
     flip_index = model_set.flip_index()
-    was_training = model.training
-    model.to(dev).eval()
+    model.to(dev)
     parts: dict[str, list[np.ndarray]] = {
         k: [] for k in ("keypoints", "gt_keypoints", "image_id", "index", "box", "box_score", "center", "scale")
     }
     autocast = (
         torch.autocast(device_type=dev.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
     )
-    try:
-        with torch.inference_mode(), autocast:
-            for step, batch in enumerate(tqdm(loader, desc="evaluate", disable=not progress, leave=False)):
-                missing = [k for k in _BATCH_KEYS if k not in batch]
-                if missing:
-                    raise KeyError(f"evaluation batch {step} lacks {missing}; expected TopDownDataset samples")
-                images = torch.as_tensor(batch["image"]).to(dev, non_blocking=True)
-                heatmaps = _heatmaps(model(images)).float()
-                if heatmaps.dim() != 4 or heatmaps.shape[1] != model_set.num_keypoints:
-                    raise ValueError(
-                        f"the model returned heatmaps of shape {tuple(heatmaps.shape)}; keypoint set "
-                        f"{model_set.name!r} needs [B, {model_set.num_keypoints}, H, W]"
-                    )
-                if flip_test:
-                    mirrored = _heatmaps(model(images.flip(3))).float()
-                    heatmaps = (heatmaps + flip_heatmaps_back(mirrored, flip_index)) * 0.5
-                coords, scores = decode_heatmaps(heatmaps.cpu().numpy(), method=decode, blur_kernel=blur_kernel)
-                center = _np(batch["center"], np.float32)
-                scale = _np(batch["scale"], np.float32)
-                rotation = _np(batch["rotation"], np.float64) if "rotation" in batch else None
-                h, w = heatmaps.shape[-2:]
-                xy = heatmap_to_image(coords, center, scale, (w, h), rotation)
-                parts["keypoints"].append(np.concatenate([xy, scores[..., None]], axis=-1))
-                parts["gt_keypoints"].append(_np(batch["keypoints"], np.float32))
-                parts["image_id"].append(_np(batch["image_id"], np.int64).reshape(-1))
-                parts["index"].append(_np(batch["index"], np.int64).reshape(-1))
-                box = batch.get("box")
-                parts["box"].append(_np(box, np.float32) if box is not None else np.zeros((len(center), 4), np.float32))
-                parts["box_score"].append(_np(batch["box_score"], np.float32).reshape(-1))
-                parts["center"].append(center)
-                parts["scale"].append(scale)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.inference_mode(), autocast:
+        for step, batch in enumerate(tqdm(loader, desc="evaluate", disable=not progress, leave=False)):
+            missing = [k for k in _BATCH_KEYS if k not in batch]
+            if missing:
+                raise KeyError(f"evaluation batch {step} lacks {missing}; expected TopDownDataset samples")
+            images = torch.as_tensor(batch["image"]).to(dev, non_blocking=True)
+            heatmaps = _heatmaps(model(images)).float()
+            if heatmaps.dim() != 4 or heatmaps.shape[1] != model_set.num_keypoints:
+                raise ValueError(
+                    f"the model returned heatmaps of shape {tuple(heatmaps.shape)}; keypoint set "
+                    f"{model_set.name!r} needs [B, {model_set.num_keypoints}, H, W]"
+                )
+            if flip_test:
+                mirrored = _heatmaps(model(images.flip(3))).float()
+                heatmaps = (heatmaps + HeatmapCodec.flip_back(mirrored, flip_index)) * 0.5
+            if codec is None:
+                codec = HeatmapCodec(tuple(images.shape[-2:]))
+            center = _np(batch["center"], np.float32)
+            scale = _np(batch["scale"], np.float32)
+            rotation = _np(batch["rotation"], np.float64) if "rotation" in batch else None
+            xy, scores = codec.decode_to_image(heatmaps.cpu().numpy(), center, scale, decode, rotation,
+                                               blur_kernel)
+            parts["keypoints"].append(np.concatenate([xy, scores[..., None]], axis=-1))
+            parts["gt_keypoints"].append(_np(batch["keypoints"], np.float32))
+            parts["image_id"].append(_np(batch["image_id"], np.int64).reshape(-1))
+            parts["index"].append(_np(batch["index"], np.int64).reshape(-1))
+            box = batch.get("box")
+            parts["box"].append(_np(box, np.float32) if box is not None else np.zeros((len(center), 4), np.float32))
+            parts["box_score"].append(_np(batch["box_score"], np.float32).reshape(-1))
+            parts["center"].append(center)
+            parts["scale"].append(scale)
     if not parts["keypoints"]:
-        raise ValueError("the evaluation loader yielded no batches")
+        raise ValueError("no person to evaluate: the data gave no sample (did every annotated person fail the "
+                         "data set's filters?)")
     return {k: np.concatenate(v, axis=0) for k, v in parts.items()}
 
 

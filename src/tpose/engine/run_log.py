@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .curves import plot_training_curves, read_history
+
 
 class RunLog:
     def __init__(self, out_dir: str | Path, enabled: bool = True) -> None:
@@ -32,8 +34,6 @@ class RunLog:
         with open(self.dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         self._rewrite_csv()
-        from .curves import plot_training_curves
-
         plot_training_curves(self.history(), self.dir / "curves.png", title=self.dir.name)
         for key, value in record.items():
             if isinstance(value, (int, float)) and key != "epoch":
@@ -42,10 +42,8 @@ class RunLog:
             self._tb.flush()
 
     def history(self) -> list[dict[str, Any]]:
-        path = self.dir / "metrics.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        """One record per epoch, in order (see ``read_history``)."""
+        return read_history(self.dir) if (self.dir / "metrics.jsonl").exists() else []
 
     def truncate_after(self, epoch: int) -> None:
         """On resume, drop records of epochs newer than the checkpoint (they will be redone)."""

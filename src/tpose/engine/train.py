@@ -18,13 +18,15 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from ..data.keypoint_sets import get_keypoint_set
 from ..data.mixture import MixtureSampler, describe_parts
-from ..models import create_model
-from ..models.checkpoint import load_weights, save_weights
+from ..factory import resolve_device
+from ..models.checkpoint import CheckpointMismatchError, load_weights, save_weights
 from ..models.dropout import set_fast_dropout
+from ..models.imagenet_init import init_backbone_from_imagenet
+from ..models.registry import build_model
 from .builders import build_datasets
 from .config import load_config, validate_config
 from .distributed import (
@@ -37,6 +39,7 @@ from .distributed import (
     init_distributed,
     weights_checksum,
 )
+from .evaluate import evaluate
 from .losses import masked_mse
 from .run_log import RunLog
 from .schedule import learning_rate
@@ -51,12 +54,6 @@ class TrainResult:
     best_epoch: int | None
     status: str  # "finished" | "paused" (time limit) | "resumed-finished" (nothing left)
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
@@ -88,6 +85,22 @@ def input_size_at(schedule: list, epoch: int, default: tuple[int, int]) -> tuple
         if epoch + 1 >= int(first):
             size = (int(hw[0]), int(hw[1]))
     return size
+
+
+def _resume_mismatch(path: Path, saved: Any, cfg: dict[str, Any], err: CheckpointMismatchError) -> str:
+    """Why the run folder's checkpoint cannot continue this config: which setting differs, how to start fresh."""
+    diffs = []
+    if isinstance(saved, dict):
+        for key in ("model", "keypoint_set"):
+            if saved.get(key) != cfg.get(key):
+                diffs.append(f"{key}: {saved.get(key)!r} in the checkpoint, {cfg.get(key)!r} now")
+        old, new = saved.get("model_overrides") or {}, cfg.get("model_overrides") or {}
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key) and key not in ("dropout", "input_size", "image_size"):
+                diffs.append(f"model_overrides.{key}: {old.get(key)!r} in the checkpoint, {new.get(key)!r} now")
+    what = "; ".join(diffs) or str(err).splitlines()[0]
+    return (f"{path} was written by a run of another architecture ({what}): give a new output_dir "
+            f"(output_dir=runs/new), or start over in this one with --no-resume (it overwrites last.ckpt)")
 
 
 def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
@@ -138,20 +151,18 @@ def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLo
     kpset = get_keypoint_set(cfg["keypoint_set"])
     overrides = dict(cfg.get("model_overrides") or {})
     overrides.setdefault("num_keypoints", kpset.num_keypoints)
-    model = create_model(cfg["model"], **overrides)
+    model = build_model(cfg["model"], **overrides)
     init = cfg.get("init") or {}
     if init.get("imagenet"):
-        from ..models.imagenet_init import init_backbone_from_imagenet
-
         report = init_backbone_from_imagenet(model, init["imagenet"])
         if info.is_main:
             print(report)
     if init.get("weights"):
         load_weights(model, init["weights"])
-    image_size = model.config.image_size
+    input_size = model.config.input_size
     if not info.is_main:
         barrier(info)  # let rank 0 build the crop cache first, then load it
-    data = build_datasets(cfg, kpset, image_size, is_main=info.is_main)
+    data = build_datasets(cfg, kpset, input_size, is_main=info.is_main)
     train_ds = data.train
     if info.is_main:
         barrier(info)
@@ -177,7 +188,10 @@ def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLo
     ckpt_path = out_dir / "last.ckpt"
     if resume and ckpt_path.exists():
         state = load_training_state(ckpt_path, map_location=dev)
-        model.load_state_dict(state["model"])
+        try:
+            load_weights(model, state["model"])
+        except CheckpointMismatchError as err:
+            raise ValueError(_resume_mismatch(ckpt_path, state.get("config"), cfg, err)) from None
         optimizer.load_state_dict(state["optimizer"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
@@ -215,7 +229,7 @@ def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLo
     for epoch in range(start_epoch, epochs):
         _seed_epoch(seed, epoch, info.rank)
         sampler.set_epoch(epoch)
-        train_ds.set_image_size(input_size_at(tcfg.get("input_sizes") or [], epoch, image_size))
+        train_ds.set_input_size(input_size_at(tcfg.get("input_sizes") or [], epoch, input_size))
         if not workers and hasattr(train_ds, "_rng"):
             train_ds._rng = None  # in-process augmentation: reseed from this epoch's torch seed
         net.train()
@@ -269,8 +283,8 @@ def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLo
                                   "epoch_minutes": elapsed / 60}
         is_last = epoch + 1 == epochs
         out_of_time = bool(limit_s) and time.time() - t_start > limit_s
-        if train_ds.image_size != tuple(image_size):
-            record["input_size"] = "x".join(str(v) for v in train_ds.image_size)
+        if train_ds.input_size != tuple(input_size):
+            record["input_size"] = "x".join(str(v) for v in train_ds.input_size)
         metric = None
         if data.val and ecfg.get("every") and ((epoch + 1) % int(ecfg["every"]) == 0 or is_last or out_of_time):
             if info.is_main:
@@ -310,10 +324,6 @@ def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLo
 
 
 def _validate(model, val_ds, kpset, ecfg, dev, progress) -> tuple[float, dict[str, Any]]:
-    from torch.utils.data import Subset
-
-    from .evaluate import evaluate
-
     ds = val_ds
     if ecfg.get("max_samples"):
         ds = Subset(val_ds, range(min(len(val_ds), int(ecfg["max_samples"]))))

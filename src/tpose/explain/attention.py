@@ -18,12 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.affine import affine_points, box_to_center_scale, crop, get_affine_transform
+from ..codecs import HeatmapCodec, affine_points, denormalize_image, normalize_image
+from ..utils.modes import eval_mode
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 DEFAULT_THRESHOLD = 0.00075
-HEATMAP_STRIDE = 4
 
 
 @dataclass
@@ -36,30 +34,28 @@ class Crop:
     scale: np.ndarray  # [2] in units of 200 px
     box: np.ndarray  # [4] x, y, w, h
 
+    @property
+    def codec(self) -> HeatmapCodec:
+        return HeatmapCodec(tuple(self.image.shape[:2]))
+
     def image_to_crop(self, points: np.ndarray) -> np.ndarray:
         """Image pixel coordinates [..., 2] -> crop pixel coordinates."""
-        h, w = self.image.shape[:2]
-        return affine_points(points, get_affine_transform(self.center, self.scale, 0.0, (w, h)))
+        return affine_points(points, self.codec.input_matrix(self.center, self.scale))
 
     def crop_to_image(self, points: np.ndarray) -> np.ndarray:
         """Crop pixel coordinates [..., 2] -> image pixel coordinates."""
-        h, w = self.image.shape[:2]
-        return affine_points(points, get_affine_transform(self.center, self.scale, 0.0, (w, h), inv=True))
+        return affine_points(points, cv2.invertAffineTransform(self.codec.input_matrix(self.center, self.scale)))
 
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """RGB uint8 [H, W, 3] -> ImageNet-normalised [1, 3, H, W] float32."""
-    x = (image.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+    return torch.from_numpy(normalize_image(np.ascontiguousarray(image)))[None]
 
 
 def tensor_to_image(tensor: torch.Tensor) -> np.ndarray:
     """Undo :func:`image_to_tensor` ([3, H, W] or [1, 3, H, W]) for drawing on a crop given as a tensor."""
     x = tensor.detach().float().cpu()
-    if x.dim() == 4:
-        x = x[0]
-    arr = x.numpy().transpose(1, 2, 0) * IMAGENET_STD + IMAGENET_MEAN
-    return np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
+    return denormalize_image(x[0] if x.dim() == 4 else x)
 
 
 def crop_person(image: np.ndarray, box: Sequence[float] | np.ndarray, input_hw: tuple[int, int]) -> Crop:
@@ -67,9 +63,9 @@ def crop_person(image: np.ndarray, box: Sequence[float] | np.ndarray, input_hw: 
     b = np.asarray(box, dtype=np.float32).reshape(-1)
     if b.shape != (4,) or not np.isfinite(b).all() or b[2] <= 0 or b[3] <= 0:
         raise ValueError(f"a person box is (x, y, w, h) with positive w and h, got {np.asarray(box).tolist()}")
-    h, w = input_hw
-    center, scale = box_to_center_scale(b, w / h)
-    patch = crop(image, center, scale, 0.0, (w, h))
+    codec = HeatmapCodec(tuple(input_hw))
+    center, scale = codec.box_to_center_scale(b)
+    patch = codec.crop(image, center, scale)
     return Crop(patch, image_to_tensor(patch), center, scale, b)
 
 
@@ -107,13 +103,8 @@ def run_attention(model: nn.Module, crop_tensor: torch.Tensor) -> AttentionResul
     if x.shape[0] != 1:
         raise ValueError(f"explanations work on one crop at a time, got a batch of {x.shape[0]}")
     param = next(model.parameters())
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            heatmaps, maps = model(x.to(param.device, param.dtype), return_attention=True, keep_heads=True)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        heatmaps, maps = model(x.to(param.device, param.dtype), return_attention=True, keep_heads=True)
     input_hw = (int(x.shape[2]), int(x.shape[3]))
     attention = torch.stack([m[0] for m in maps]).float().cpu().numpy()
     grid = token_grid(model, input_hw)
@@ -183,13 +174,6 @@ def crop_to_token(xy: np.ndarray, input_hw: tuple[int, int], grid_hw: tuple[int,
     col = np.clip(np.floor(p[:, 0] * gw / w), 0, gw - 1).astype(np.int64)
     row = np.clip(np.floor(p[:, 1] * gh / h), 0, gh - 1).astype(np.int64)
     return row * gw + col
-
-
-def token_center(tokens: np.ndarray, input_hw: tuple[int, int], grid_hw: tuple[int, int]) -> np.ndarray:
-    """Crop pixel coordinates [N, 2] of the centres of token cells."""
-    (h, w), (gh, gw) = input_hw, grid_hw
-    t = np.asarray(tokens, dtype=np.int64).reshape(-1)
-    return np.stack([(t % gw + 0.5) * w / gw - 0.5, (t // gw + 0.5) * h / gh - 0.5], axis=1)
 
 
 def dependency_rows(attention: np.ndarray, tokens: Sequence[int], grid_hw: tuple[int, int]) -> np.ndarray:

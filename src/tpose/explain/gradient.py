@@ -24,8 +24,9 @@ import torch
 from scipy import stats
 from torch import nn
 
+from ..codecs import HEATMAP_STRIDE
+from ..utils.modes import eval_mode
 from .attention import (
-    HEATMAP_STRIDE,
     heatmap_to_token,
     predicted_locations,
     tensor_to_image,
@@ -182,11 +183,9 @@ def gradient_attention_correlation(
         return (leaf, *args[1:])
 
     param = next(model.parameters())
-    was_training = model.training
-    model.eval()
     handle = layers[-1].register_forward_pre_hook(swap_input)
     try:
-        with torch.enable_grad():
+        with eval_mode(model), torch.enable_grad():
             heatmaps, maps = model(x.to(param.device, param.dtype), return_attention=True, keep_heads=True)
             grid = token_grid(model, (int(x.shape[2]), int(x.shape[3])))
             heat = heatmaps[0].detach().float().cpu().numpy()
@@ -202,7 +201,6 @@ def gradient_attention_correlation(
                 grads.append(g[0].float().cpu())
     finally:
         handle.remove()
-        model.train(was_training)
     last = maps[-1][0].detach().float().cpu().numpy()  # [heads, L, L]
     if head is None:
         attn, head_label = last.mean(axis=0), "mean"

@@ -1,31 +1,30 @@
-"""Deployment: ONNX export checked against PyTorch, and ONNX Runtime behind the torch model's call."""
+"""Deployment: ONNX export checked against PyTorch; the exported file runs as ``OnnxPoseModel`` (re-exported)."""
 
+from ..models.onnx_model import HEATMAPS_NAME, INPUT_NAME, OnnxPoseModel, attention_output_name, read_onnx_metadata
+from ..utils.ort import create_session, session_options
 from .onnx_export import (
     DEFAULT_OPSET,
-    HEATMAPS_NAME,
-    INPUT_NAME,
     ExportCheck,
     ExportCheckError,
-    attention_output_name,
     check_export,
     export_onnx,
     run_export,
+    shipped_check_images,
 )
-from .onnx_runtime import OnnxPoseModel, create_session, default_threads, read_metadata, session_options
 
 __all__ = [
     "DEFAULT_OPSET",
     "HEATMAPS_NAME",
     "INPUT_NAME",
-    "ExportCheck",
-    "ExportCheckError",
     "OnnxPoseModel",
     "attention_output_name",
-    "check_export",
     "create_session",
-    "default_threads",
-    "export_onnx",
-    "read_metadata",
-    "run_export",
+    "read_onnx_metadata",
     "session_options",
+    "ExportCheck",
+    "ExportCheckError",
+    "check_export",
+    "export_onnx",
+    "run_export",
+    "shipped_check_images",
 ]

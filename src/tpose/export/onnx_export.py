@@ -25,6 +25,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.keypoint_sets import KeypointSet, get_keypoint_set
+from ..codecs import HeatmapCodec, normalize_batch
+from ..data.image_io import read_image
+from ..data.keypoint_sets import KeypointSet, default_keypoint_set, get_keypoint_set
+from ..factory import load_pose_model, weights_argument
+from ..models.checkpoint import variant_name
+from ..models.onnx_model import HEATMAPS_NAME, INPUT_NAME, OnnxPoseModel, attention_output_name
+from ..utils.modes import eval_mode
 
 MIN_OPSET = 17
 DEFAULT_OPSET = 17
-INPUT_NAME = "image"
-HEATMAPS_NAME = "heatmaps"
 ATTENTION_MODES = ("heads", "mean")
 EXPORTERS = ("torchscript", "dynamo")
 FORMATS = ("onnx",)
@@ -47,10 +52,6 @@ _EXAMPLE_BATCH = 2
 
 class ExportCheckError(ValueError):
     """The exported graph disagrees with PyTorch beyond the tolerance (the file is kept for inspection)."""
-
-
-def attention_output_name(layer: int) -> str:
-    return f"attention_{layer}"
 
 
 def _attention_mode(attention: bool | str | None) -> str | None:
@@ -86,7 +87,7 @@ def _model_size(model: nn.Module, input_size: Sequence[int] | None) -> tuple[int
         config = getattr(model, "config", None)
         if config is None:
             raise ValueError("input_size (H, W) is needed: the model does not record the size it was trained at")
-        h, w = (int(v) for v in config.image_size)
+        h, w = (int(v) for v in config.input_size)
     check = getattr(model, "_check_size", None)
     if check is not None:
         check(h, w)  # a clear error for sizes the backbone cannot take
@@ -121,10 +122,8 @@ def _metadata(
         "torch_version": torch.__version__,
     }
     if config is not None:
-        from ..models.checkpoint import variant_name
-
         model_dict = config.to_dict()
-        model_dict["image_size"] = list(size)  # the graph's grid is the export size's
+        model_dict["input_size"] = list(size)  # the graph's grid is the export size's
         info["model"] = model_dict
         info["variant"] = variant_name(config)
         info["backbone_stride"] = int(getattr(model, "backbone_stride", 0)) or None
@@ -140,11 +139,7 @@ def _metadata(
 
 def _default_keypoint_set(model: nn.Module) -> KeypointSet | None:
     config = getattr(model, "config", None)
-    if config is None:
-        return None
-    from ..data.keypoint_sets import default_keypoint_set
-
-    return default_keypoint_set(int(config.num_keypoints))
+    return None if config is None else default_keypoint_set(int(config.num_keypoints))
 
 
 def _run_exporter(
@@ -200,7 +195,7 @@ def export_onnx(
 ) -> Path:
     """Write ``model`` as an ONNX file at ``path`` and validate it with ``onnx.checker`` (full check).
 
-    ``input_size`` (H, W) is fixed in the graph (default: the model's ``config.image_size``); the batch
+    ``input_size`` (H, W) is fixed in the graph (default: the model's ``config.input_size``); the batch
     is dynamic. ``attention``: False, True/"heads" or "mean" adds every layer's attention as outputs.
     ``keypoint_set`` is recorded in the file (default: COCO-17/LSP-14/MPII-16 by keypoint count).
     """
@@ -221,13 +216,8 @@ def export_onnx(
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     example = torch.zeros(_EXAMPLE_BATCH, 3, *size, device=device)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            _run_exporter(_ExportForward(model, mode), example, path, opset, exporter, output_names)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        _run_exporter(_ExportForward(model, mode), example, path, opset, exporter, output_names)
     proto = onnx.load(str(path))
     props = _metadata(model, size, kset, mode, opset, exporter, extra_metadata)
     kept = [p for p in proto.metadata_props if p.key not in props]
@@ -272,12 +262,13 @@ class ExportCheck:
         )
 
 
-def _synthetic_images(count: int = 2, seed: int = 0) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [rng.integers(0, 256, size=(240, 180, 3), dtype=np.uint8) for _ in range(count)]
-
-
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def shipped_check_images() -> list[Path]:
+    """The real photograph(s) tpose ships for checking exports (``tpose/export/check_images``)."""
+    folder = resources.files("tpose.export").joinpath("check_images")
+    return sorted(Path(str(f)) for f in folder.iterdir() if Path(str(f)).suffix.lower() in _IMAGE_SUFFIXES)
 
 
 def _image_files(images: str | Path | Sequence[str | Path], limit: int) -> list[Path]:
@@ -307,52 +298,46 @@ def check_export(
 ) -> ExportCheck:
     """Run the same crops through PyTorch and ONNX Runtime and compare heatmaps and decoded keypoints.
 
-    ``images``: image files, a folder (its first ``max_images``) or RGB arrays; None uses seeded random
-    images. ``boxes[i]`` (x, y, w, h) picks the person in image i (None: the whole image). Crops are
-    made and decoded (DARK) exactly as :class:`~tpose.inference.PosePredictor` does, without flip test.
-    It passes when the decoded keypoints agree within ``tolerance_px`` heatmap pixels. In image pixels the
-    difference is larger by the crop's scale (box width / heatmap width: ~50x for a 640 px wide box at a
-    64x48 input). Untrained models make broad, flat heatmaps on which DARK's Newton step magnifies float32
-    rounding (seen: 1e-9 heatmap differences -> up to 1e-4 heatmap px); a trained model's peaks do not.
+    ``images``: image files, a folder (its first ``max_images``) or RGB arrays; None uses the real
+    photograph tpose ships for this check (``shipped_check_images``). ``boxes[i]`` (x, y, w, h) picks the
+    person in image i (None: the whole image). Crops are made and decoded (DARK) exactly as the predictor
+    does, without flip test. It passes when the decoded keypoints agree within ``tolerance_px`` heatmap
+    pixels. In image pixels the difference is larger by the crop's scale (box width / heatmap width:
+    ~50x for a 640 px wide box at a 64x48 input). Untrained models make broad, flat heatmaps on which
+    DARK's Newton step magnifies float32 rounding (seen: 1e-9 heatmap differences -> up to 1e-4 heatmap
+    px); a trained model's peaks do not.
     """
-    from ..codecs.decode import decode_heatmaps, heatmap_to_image
-    from ..inference.predictor import PosePredictor
-    from .onnx_runtime import OnnxPoseModel
-
     onnx_model = OnnxPoseModel(onnx_path, threads=threads)
     if images is not None and not isinstance(images, (str, Path)) and len(images) == 0:
-        images = None  # an empty list (e.g. a command-line option given no values) means "no images"
+        images = None  # an empty list (e.g. a command-line option given no values) means "none given"
     if images is None:
-        arrays: list[Any] = _synthetic_images()
-        inputs = "synthetic random images"
+        arrays: list[Any] = [read_image(p) for p in shipped_check_images()]
+        inputs = f"{len(arrays)} real image(s) shipped with tpose ({', '.join(f.name for f in shipped_check_images())})"
     elif isinstance(images, (str, Path)) or all(isinstance(i, (str, Path)) for i in images):
-        arrays = list(_image_files(images, max_images))  # type: ignore[arg-type]
-        inputs = f"{len(arrays)} image files"
+        files = _image_files(images, max_images)  # type: ignore[arg-type]
+        arrays = [read_image(f) for f in files]
+        names = ", ".join(f.name for f in files[:3]) + ("..." if len(files) > 3 else "")
+        inputs = f"{len(arrays)} image file(s) given ({names})"
     else:
         arrays = list(images)[:max_images]
-        inputs = f"{len(arrays)} images"
-    # the predictor only crops here; given the ONNX model it leaves the torch model where it is
-    predictor = PosePredictor(onnx_model, keypoint_set=onnx_model.keypoint_set, flip_test=False)
-    tensors, centers, scales = [], [], []
+        inputs = f"{len(arrays)} image array(s) given"
+    codec = HeatmapCodec(onnx_model.input_size)
+    patches, centers, scales = [], [], []
     for i, image in enumerate(arrays):
-        box = None if boxes is None else boxes[i]
-        t, c, s = predictor.preprocess(image, box)
-        tensors.append(t)
-        centers.append(c)
-        scales.append(s)
-    x = torch.stack(tensors)
+        h, w = image.shape[:2]
+        box = (0.0, 0.0, float(w), float(h)) if boxes is None or boxes[i] is None else boxes[i]
+        center, scale = codec.box_to_center_scale(box)
+        patches.append(codec.crop(image, center, scale))
+        centers.append(center)
+        scales.append(scale)
+    x = normalize_batch(torch.from_numpy(np.stack(patches)))
     param = next(model.parameters())
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            if onnx_model.attention is not None:
-                ref_hm, ref_maps = model(x.to(param.device), return_attention=True,
-                                         keep_heads=onnx_model.attention == "heads")
-            else:
-                ref_hm, ref_maps = model(x.to(param.device)), []
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.inference_mode():
+        if onnx_model.attention is not None:
+            ref_hm, ref_maps = model(x.to(param.device), return_attention=True,
+                                     keep_heads=onnx_model.attention == "heads")
+        else:
+            ref_hm, ref_maps = model(x.to(param.device)), []
     ref = ref_hm.float().cpu().numpy()
     if onnx_model.attention is not None:
         got_hm, got_maps = onnx_model(x, return_attention=True, keep_heads=onnx_model.attention == "heads")
@@ -361,12 +346,11 @@ def check_export(
     got = got_hm.numpy()
     if got.shape != ref.shape:
         raise ExportCheckError(f"{onnx_path}: ONNX heatmaps have shape {got.shape}, PyTorch's {ref.shape}")
-    ref_xy, ref_s = decode_heatmaps(ref, method="dark")
-    got_xy, got_s = decode_heatmaps(got, method="dark")
-    hm_size = (ref.shape[3], ref.shape[2])
+    ref_xy, ref_s = codec.decode(ref)
+    got_xy, got_s = codec.decode(got)
     c, s = np.stack(centers), np.stack(scales)
-    ref_img = heatmap_to_image(ref_xy, c, s, heatmap_size=hm_size)
-    got_img = heatmap_to_image(got_xy, c, s, heatmap_size=hm_size)
+    ref_img = codec.to_image(ref_xy, c, s)
+    got_img = codec.to_image(got_xy, c, s)
     att_diff = None
     if ref_maps:
         pairs = zip(ref_maps, got_maps, strict=True)
@@ -389,20 +373,16 @@ def check_export(
 # ------------------------------------------------------------------------------------------- the job
 
 
-def _default_output(model: str | Path | nn.Module, size: tuple[int, int], attention: str | None) -> Path:
-    """``<stem>_<H>x<W>[_attention].onnx`` beside a weights file, else in the working folder."""
+def _default_output(name: str, size: tuple[int, int], attention: str | None) -> Path:
+    """``<name>_<H>x<W>[_attention].onnx`` in the working folder (never inside the installed package)."""
     tail = "" if attention is None else "_attention"
-    if isinstance(model, nn.Module):
-        return Path(f"{type(model).__name__.lower()}_{size[0]}x{size[1]}{tail}.onnx")
-    source = Path(str(model))
-    folder = source.parent if source.is_file() else Path()
-    return folder / f"{source.stem}_{size[0]}x{size[1]}{tail}.onnx"
+    return Path.cwd() / f"{name}_{size[0]}x{size[1]}{tail}.onnx"
 
 
 def run_export(
-    model: str | Path | nn.Module,
+    model: str | Path | nn.Module | None = None,
     output: str | Path | None = None,
-    checkpoint: str | Path | None = None,
+    weights: str | Path | bool | None = None,
     format: str = "onnx",
     input_size: Sequence[int] | None = None,
     opset: int = DEFAULT_OPSET,
@@ -412,33 +392,42 @@ def run_export(
     verify: bool = True,
     verify_images: str | Path | Sequence[str | Path] | None = None,
     tolerance_px: float = 1e-3,
+    *,
+    checkpoint: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Everything ``tpose export`` does: build the model, export it, check it against PyTorch.
+    """Everything ``tpose export`` does: load the model, export it, check it against PyTorch.
 
-    ``model`` is a registry name (with ``checkpoint``), a weights file, or a module. ``output`` defaults
-    to ``<stem>_<H>x<W>.onnx`` beside a weights file (in the working folder for a name or module). The
-    check runs on ``verify_images`` (files and/or folders) or, without them, on seeded random images; it
-    raises :class:`ExportCheckError` when decoded keypoints differ by more than ``tolerance_px`` heatmap
-    pixels (see :func:`check_export`). The summary's ``check`` holds every measured difference.
+    ``model``/``weights`` are as for ``tpose.load_pose_model`` (both None: the shipped weights). ``output``
+    defaults to ``<weights stem>_<H>x<W>.onnx`` in the working folder. The check runs on ``verify_images``
+    (files and/or folders) or, without them, on the real photograph tpose ships for it; it raises
+    :class:`ExportCheckError` when decoded keypoints differ by more than ``tolerance_px`` heatmap pixels
+    (see :func:`check_export`). The summary's ``check`` holds every measured difference and names the
+    images used.
     """
-    from ..inference.predictor import _build_torch_model
-
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     started = time.perf_counter()
-    if checkpoint is None and isinstance(model, str) and not Path(model).suffix:
-        warnings.warn(f"no checkpoint given: exporting {model} with random initial weights", stacklevel=2)
-    net, recorded_set = _build_torch_model(model, checkpoint)
-    net.eval()
+    weights = weights_argument(weights, checkpoint, None, "run_export")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = load_pose_model(model, weights, backend="torch", input_size=tuple(input_size) if input_size else None,
+                                 keypoint_set=keypoint_set)
+    random_weights = loaded.weights is None
+    if random_weights:
+        warnings.warn(f"no weights given: exporting {loaded.name} with random initial weights", stacklevel=2)
+    for w in caught:
+        if "random initial weights" not in str(w.message):
+            warnings.warn(w.message, w.category, stacklevel=2)
+    net = loaded.model
     mode = _attention_mode(attention)
-    size = _model_size(net, input_size)
-    kset = get_keypoint_set(keypoint_set) if keypoint_set is not None else recorded_set
-    out = Path(output) if output is not None else _default_output(model, size, mode)
+    size = _model_size(net, loaded.input_size)
+    stem = Path(loaded.weights).stem if loaded.weights else loaded.name
+    out = Path(output) if output is not None else _default_output(stem, size, mode)
     if out.suffix.lower() != ".onnx":
         raise ValueError(f"the output of an ONNX export must end in .onnx, got {out}")
-    extra = {"source": str(model) if not isinstance(model, nn.Module) else type(model).__name__,
-             "checkpoint": None if checkpoint is None else str(checkpoint)}
-    export_onnx(net, out, size, opset, mode or False, exporter, kset, extra)
+    extra = {"source": loaded.name, "checkpoint": loaded.weights,
+             "variant": loaded.metadata.get("variant") or variant_name(net.config)}
+    export_onnx(net, out, size, opset, mode or False, exporter, loaded.keypoint_set, extra)
     summary: dict[str, Any] = {
         "output": str(out),
         "bytes": out.stat().st_size,
@@ -449,6 +438,7 @@ def run_export(
         "outputs": [HEATMAPS_NAME]
         + ([attention_output_name(i) for i in range(_num_layers(net))] if mode is not None else []),
         "attention": mode,
+        "weights": loaded.weights,
         "check": None,
     }
     if verify:

@@ -7,7 +7,6 @@ one record per person with the keypoints flattened to ``[x1, y1, s1, x2, ...]``.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..data.keypoint_sets import KeypointSet
+from ..utils.files import atomic_write
 
 DECIMALS = 2
 
@@ -53,19 +53,19 @@ def person_record(person: _Pose, keypoint_names: Sequence[str] | None = None) ->
 
 def image_record(
     file: str,
-    image_size: tuple[int, int],
+    image_shape: tuple[int, int],
     persons: Iterable[_Pose],
     keypoint_set: KeypointSet | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """The per-image JSON: ``file``, ``size`` (width, height), ``keypoint_set`` and ``persons``.
 
-    ``image_size`` is (H, W). ``extra`` fields (e.g. ``image_id``, ``boxes``) are added as given.
+    ``image_shape`` is the photo's (H, W). ``extra`` fields (e.g. ``image_id``, ``boxes``) are added as given.
     """
     names = keypoint_set.names if keypoint_set is not None else None
     record: dict[str, Any] = {
         "file": str(file),
-        "size": {"width": int(image_size[1]), "height": int(image_size[0])},
+        "size": {"width": int(image_shape[1]), "height": int(image_shape[0])},
     }
     if keypoint_set is not None:
         record["keypoint_set"] = keypoint_set.name
@@ -120,11 +120,5 @@ def coco_keypoint_results(image_id: int, persons: Iterable[_Pose], category_id: 
 
 def write_json(path: str | Path, data: Any, indent: int | None = 1) -> Path:
     """Write JSON through a temporary file, so an interrupted run never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as f:
-        json.dump(data, f, indent=indent, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    text = json.dumps(data, indent=indent, allow_nan=False) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text))

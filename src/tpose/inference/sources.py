@@ -56,6 +56,10 @@ class ImageFiles:
 
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.paths):
+            if is_video(path) and path.is_file():
+                self.skipped.append(SkippedFile(str(path), "is a video: videos are predicted one per call "
+                                                f"(tpose predict {path.name}), not mixed with images"))
+                continue
             try:
                 image = read_image(path)
             except ImageReadError as err:
@@ -94,6 +98,7 @@ class VideoFrames:
             )
         finally:
             capture.release()
+        self.frames_read: int | None = None
 
     def _open(self) -> cv2.VideoCapture:
         capture = cv2.VideoCapture(str(self.path))
@@ -106,11 +111,16 @@ class VideoFrames:
         """The frame count the container reports; it can be approximate."""
         return self.num_frames
 
+    @property
+    def frames_missing(self) -> int:
+        """Frames the container claims but that could not be decoded (after a complete pass)."""
+        return max(0, self.num_frames - self.frames_read) if self.frames_read is not None else 0
+
     def __iter__(self) -> Iterator[Frame]:
         capture = self._open()
         stem = self.path.stem
+        index = 0
         try:
-            index = 0
             while True:
                 ok, bgr = capture.read()
                 if not ok or bgr is None:
@@ -120,8 +130,13 @@ class VideoFrames:
                 index += 1
         finally:
             capture.release()
+            self.frames_read = index
         if index == 0:
             self.skipped.append(SkippedFile(str(self.path), "no frame could be decoded"))
+        elif self.frames_missing:
+            self.skipped.append(SkippedFile(
+                str(self.path), f"decoding stopped after {index} of the {self.num_frames} frames the file claims "
+                "(a truncated or damaged video)"))
 
 
 ImageSource = ImageFiles | VideoFrames
@@ -197,6 +212,7 @@ class Detections:
     name_to_id: dict[str, int] = field(default_factory=dict)
     source: str = ""
     dropped: int = 0  # records below the score threshold, of another category, or with an empty box
+    empty_boxes: list[int] = field(default_factory=list)  # indices of records with zero or negative w or h
 
     def __len__(self) -> int:
         return sum(len(s) for _, s in self.boxes.values())
@@ -230,6 +246,7 @@ def load_detections(
         raise ValueError(f"{path}: a detection-results file holds a JSON list of records, got {type(data).__name__}")
     per_image: dict[int, list[tuple[list[float], float]]] = {}
     dropped = 0
+    empty: list[int] = []
     for i, record in enumerate(data):
         try:
             image_id = int(record["image_id"])
@@ -247,6 +264,7 @@ def load_detections(
             continue
         if box[2] <= 1e-3 or box[3] <= 1e-3:
             dropped += 1
+            empty.append(i)
             continue
         per_image.setdefault(image_id, []).append((box, score))
     boxes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -257,7 +275,7 @@ def load_detections(
             np.array([s for _, s in items], dtype=np.float32),
         )
     name_to_id = load_coco_image_ids(gt_json) if gt_json is not None else {}
-    return Detections(boxes=boxes, name_to_id=name_to_id, source=str(path), dropped=dropped)
+    return Detections(boxes=boxes, name_to_id=name_to_id, source=str(path), dropped=dropped, empty_boxes=empty)
 
 
 def _read_json(path: str | Path) -> object:

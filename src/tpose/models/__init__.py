@@ -1,7 +1,8 @@
-"""TransPose models: backbones, position embeddings, encoder, heads and the registry."""
+"""TransPose architectures: backbones, position embeddings, encoder, heads, the variant registry, weights
+files (``checkpoint``) and the ONNX-backed model with the same call (``onnx_model``)."""
 
 from .config import ModelConfig
-from .registry import create_model, get_config, list_models
+from .registry import build_model, get_config, list_variants
 from .transpose import TransPose
 
-__all__ = ["ModelConfig", "TransPose", "create_model", "get_config", "list_models"]
+__all__ = ["ModelConfig", "TransPose", "build_model", "get_config", "list_variants"]

@@ -23,8 +23,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..utils.modes import eval_mode
 from .config import ModelConfig
-from .registry import create_model, get_config
+from .diagnosis import variant_name
+from .registry import build_model, get_config
 from .transpose import TransPose
 
 _PARTS = ("backbone", "reduce", "encoder", "head")
@@ -103,9 +105,7 @@ class _LiveStorage(TorchDispatchMode):
 def measure_peak_memory(model: TransPose, input_size: tuple[int, int] = (256, 192), batch: int = 1) -> int:
     """Peak bytes a no-grad forward allocates beyond the weights, input batch included (see module doc)."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
@@ -121,8 +121,6 @@ def measure_peak_memory(model: TransPose, input_size: tuple[int, int] = (256, 19
             x = torch.randn(batch, 3, *input_size, device=device)
             model(x)
         return int(tracker.peak)
-    finally:
-        model.train(was_training)
 
 
 def model_info(
@@ -142,8 +140,6 @@ def model_info(
     else:
         model = name_or_model
         config = model.config
-        from .checkpoint import variant_name
-
         name = variant_name(config) or "custom"
     sized = model if model is not None else _meta_twin(config)
     h, w = (int(v) for v in input_size)
@@ -169,7 +165,7 @@ def model_info(
         "macs": count_macs(config, (h, w)),
     }
     if memory:
-        real = model if model is not None else create_model(name)
+        real = model if model is not None else build_model(name)
         device = next(real.parameters()).device
         info["peak_memory_bytes"] = measure_peak_memory(real, (h, w), batch)
         info["memory_method"] = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..codecs import HEATMAP_STRIDE
 from .config import ModelConfig
 from .encoder import Encoder
 from .heads import deconv_head, final_layer
@@ -38,7 +39,7 @@ class TransPose(nn.Module):
         backbone = _build_backbone(config.backbone)
         self.backbone_stride: int = backbone.stride
         self.size_multiple: int = getattr(backbone, "size_multiple", backbone.stride)
-        h, w = config.image_size
+        h, w = config.input_size
         self._check_size(h, w)
         grid = (h // self.backbone_stride, w // self.backbone_stride)
         self.position = PositionEmbedding(config.pos_embedding, grid, config.d_model)
@@ -76,7 +77,8 @@ class TransPose(nn.Module):
 
     @property
     def heatmap_stride(self) -> int:
-        return 4
+        """Heatmaps are 1/stride of the input (read by the codec the loader builds)."""
+        return HEATMAP_STRIDE
 
     def _check_size(self, h: int, w: int) -> None:
         m = self.size_multiple
@@ -97,6 +99,12 @@ class TransPose(nn.Module):
             raise TypeError(f"TransPose expects a torch.Tensor of shape [B, 3, H, W], got {type(x).__name__}")
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"TransPose expects input of shape [B, 3, H, W] (RGB), got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(f"TransPose expects a float tensor (ImageNet-normalised RGB, see tpose.codecs."
+                            f"normalize_batch), got {x.dtype}")
+        dtype = self.reduce.weight.dtype
+        if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+            x = x.to(dtype)  # float64 or half input to a float32 model (or the reverse): convert, not fail
         self._check_size(x.shape[2], x.shape[3])
         feats = self.features(x)
         b, d, h, w = feats.shape

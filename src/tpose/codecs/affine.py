@@ -1,9 +1,12 @@
 """Box -> (centre, scale) and the crop's affine transform, shared by training, decoding and prediction.
 
-Scale is in units of 200 px (``PIXEL_STD``), the convention of the released models' code.
+Scale is in units of 200 px (``PIXEL_STD``), the convention of the released models' code. Sizes are
+(H, W), as everywhere in tpose (OpenCV's own ``dsize`` is (W, H): these functions translate).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import cv2
 import numpy as np
@@ -35,19 +38,34 @@ def _third_point(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return b + np.array([-d[1], d[0]], dtype=np.float32)
 
 
+def legacy_wh(hw: tuple[int, int] | None, wh: tuple[int, int] | None, name: str) -> tuple[int, int]:
+    """(H, W) from the current argument, or from a deprecated (W, H) keyword of the same meaning."""
+    if wh is not None:
+        if hw is not None:
+            raise TypeError(f"give the (H, W) size or the deprecated (W, H) {name}=, not both")
+        warnings.warn(f"{name}= (W, H) is deprecated: sizes are (H, W) everywhere in tpose; pass the (H, W) size",
+                      DeprecationWarning, stacklevel=3)
+        return int(wh[1]), int(wh[0])
+    if hw is None:
+        raise TypeError("a size (H, W) is required")
+    return int(hw[0]), int(hw[1])
+
+
 def get_affine_transform(
     center: np.ndarray,
     scale: np.ndarray,
     rot: float,
-    output_size: tuple[int, int],
+    output_hw: tuple[int, int] | None = None,
     inv: bool = False,
+    output_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """2x3 matrix mapping image coordinates into an ``output_size`` = (W, H) crop (or back, ``inv``).
+    """2x3 matrix mapping image coordinates into an ``output_hw`` = (H, W) crop (or back, ``inv``).
 
     The crop covers ``scale * 200`` image pixels in width, rotated by ``rot`` degrees about ``center``.
+    ``output_size`` (W, H) is the deprecated spelling of ``output_hw``.
     """
+    dst_h, dst_w = legacy_wh(output_hw, output_size, "output_size")
     src_w = float(scale[0]) * PIXEL_STD
-    dst_w, dst_h = output_size
     rad = np.pi * rot / 180.0
     src_dir = _rotate(np.array([0.0, src_w * -0.5], dtype=np.float32), rad)
     dst_dir = np.array([0.0, dst_w * -0.5], dtype=np.float32)
@@ -71,8 +89,14 @@ def affine_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 
 def crop(
-    image: np.ndarray, center: np.ndarray, scale: np.ndarray, rot: float, output_size: tuple[int, int]
+    image: np.ndarray,
+    center: np.ndarray,
+    scale: np.ndarray,
+    rot: float,
+    output_hw: tuple[int, int] | None = None,
+    output_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """The affine crop of ``image`` (bilinear, zero border) at ``output_size`` = (W, H)."""
-    matrix = get_affine_transform(center, scale, rot, output_size)
-    return cv2.warpAffine(image, matrix, (int(output_size[0]), int(output_size[1])), flags=cv2.INTER_LINEAR)
+    """The affine crop of ``image`` (bilinear, zero border) at ``output_hw`` = (H, W)."""
+    h, w = legacy_wh(output_hw, output_size, "output_size")
+    matrix = get_affine_transform(center, scale, rot, (h, w))
+    return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR)
