@@ -40,6 +40,9 @@ def _cmd_weights(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.config is None:
+        raise ValueError("give a training config, e.g. `tpose train configs/mixed_r_a4_128x96.yaml` (key=value "
+                         "overrides after it are optional, e.g. train.epochs=10)")
     result = train(args.config, args.overrides, device=args.device, resume=not args.no_resume,
                    progress=not args.no_progress)
     print(f"{result.status}: {result.epochs_done} epochs in {result.output_dir}; "
@@ -211,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_weights)
 
     p = sub.add_parser("train", help="train a model from a YAML config (works under torchrun for DDP)")
-    p.add_argument("config", help="the YAML config, e.g. configs/mixed_r_a4_128x96.yaml (see the README)")
+    p.add_argument("config", nargs="?", help="the YAML config, e.g. configs/mixed_r_a4_128x96.yaml (see the README)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=10 train.lr=3e-4")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-resume", action="store_true", help="start over even if output_dir has last.ckpt")

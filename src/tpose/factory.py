@@ -239,10 +239,25 @@ def _file_variant(path: Path, metadata: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-def _check_variant(asked: str | None, path: Path, found: str | None) -> None:
-    if asked is not None and found is not None and asked != found:
-        raise ValueError(f"model {asked!r} was asked for, but {path} holds {found} weights: drop --model/model= "
-                         f"to use the file's own architecture, or give {asked} weights")
+def _tag_variant(weights: Any) -> str | None:
+    """The variant a weights tag names (``variant:tag``, or a tag only one variant has); None for paths."""
+    if weights is True or _is_path(weights) or Path(str(weights)).expanduser().is_file():
+        return None
+    text = str(weights)
+    if ":" in text:
+        return text.split(":", 1)[0]
+    owners = {e.variant for e in list_weights() if e.tag == text}
+    return owners.pop() if len(owners) == 1 else None
+
+
+def _check_variant(asked: str | None, path: Path, found: str | None, tag: Any = None) -> None:
+    if asked is None or found is None or asked == found:
+        return
+    if tag is not None:
+        raise ValueError(f"weights {tag!r} are {asked} weights, but the file found for them, {path}, holds {found} "
+                         "weights: delete or replace that file (a download puts the right one there)")
+    raise ValueError(f"model {asked!r} was asked for, but {path} holds {found} weights: drop --model/model= to use "
+                     f"the file's own architecture, or give {asked} weights")
 
 
 def _backend(backend: str | None, path: Path | None) -> str:
@@ -295,14 +310,17 @@ def load_pose_model(
         else:
             raise ValueError(f"unknown model {text!r}: use one of {', '.join(list_variants())}, a weights file "
                              "(.safetensors/.pth) or an exported .onnx")
+    tag = None
     if path is None and weights not in (None, False):
         path = resolve_weights_path(weights, asked)
+        if _tag_variant(weights) is not None:  # a tag names its variant: the file found for it must hold it
+            asked, tag = asked or _tag_variant(weights), weights
     elif path is None and weights is None and asked is None:
         path = shipped_weights(DEFAULT_MODEL)
     chosen = _backend(backend, path)
     if chosen == "onnxruntime":
         assert path is not None
-        return _from_onnx(path, asked, dev, input_size, keypoint_set, threads)
+        return _from_onnx(path, asked, dev, input_size, keypoint_set, threads, tag)
     if path is None:  # a name and no weights: random initial weights
         assert asked is not None
         warnings.warn(f"no weights given: {asked} has random initial weights (pass weights=, see `tpose weights`)",
@@ -310,16 +328,16 @@ def load_pose_model(
         net = build_model(asked, **({"input_size": tuple(input_size)} if input_size else {}))
         kset = resolve_keypoint_set(keypoint_set, None, net.config.num_keypoints, asked)
         return _ready(net, kset, tuple(net.config.input_size), "torch", asked, None, dev, {})
-    return _from_weights(path, asked, dev, input_size, keypoint_set)
+    return _from_weights(path, asked, dev, input_size, keypoint_set, tag)
 
 
 def _from_weights(path: Path, asked: str | None, dev: torch.device, input_size: tuple[int, int] | None,
-                  keypoint_set: Any) -> LoadedModel:
+                  keypoint_set: Any, tag: Any = None) -> LoadedModel:
     if path.suffix.lower() not in WEIGHT_SUFFIXES:
         raise ValueError(f"{path}: not a weights file (.safetensors, .pth or .pt) or an .onnx export")
     metadata = read_metadata(path)
     found = _file_variant(path, metadata)
-    _check_variant(asked, path, found)
+    _check_variant(asked, path, found, tag)
     if metadata and isinstance(metadata.get("model"), Mapping) or asked is None:
         net = load_model(path)  # the architecture the file records (or reads off its tensors)
     else:
@@ -340,9 +358,9 @@ def _from_weights(path: Path, asked: str | None, dev: torch.device, input_size: 
 
 
 def _from_onnx(path: Path, asked: str | None, dev: torch.device, input_size: tuple[int, int] | None,
-               keypoint_set: Any, threads: int | None) -> LoadedModel:
+               keypoint_set: Any, threads: int | None, tag: Any = None) -> LoadedModel:
     net = OnnxPoseModel(path, threads=threads, device=str(dev))
-    _check_variant(asked, path, net.metadata.get("variant"))
+    _check_variant(asked, path, net.metadata.get("variant"), tag)
     if input_size is not None and tuple(input_size) != net.input_size:
         h, w = net.input_size
         raise ValueError(f"{path} was exported for {h}x{w} inputs, not {input_size[0]}x{input_size[1]}: leave "

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..utils.files import atomic_write
+
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write to a temporary file in the same folder, then rename: a crash (or a full disk, which is named in
+    the error) never leaves half a file, and the previous checkpoint stays as it was."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def save_training_state(path: str | Path, **state: Any) -> None:

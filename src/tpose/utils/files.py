@@ -15,10 +15,17 @@ class DiskFullError(OSError):
     """No space left on the device while writing ``path``; the previous file there is unchanged."""
 
 
+def file_mode() -> int:
+    """The mode a plain ``open`` gives a new file under the user's umask (0644 for umask 022)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     """``write(tmp)`` into a temporary file beside ``path``, then rename it over ``path``.
 
-    The temporary file is created with the user's umask (as a plain ``open`` would), not 0600. When the
+    The file gets the user's umask (as a plain ``open`` would), whatever the writer chose. When the
     disk is full the temporary file is removed, the old ``path`` is left as it was, and the error says
     so, naming the file.
     """
@@ -27,6 +34,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
     try:
         write(tmp)
+        os.chmod(tmp, file_mode())  # some writers (safetensors, tempfile) create files 0600
         os.replace(tmp, path)
     except OSError as err:
         if err.errno == errno.ENOSPC or "No space left" in str(err):

@@ -36,6 +36,7 @@ import torch
 
 from ..models.checkpoint import CheckpointError, CheckpointMismatchError, load_weights, read_metadata
 from ..models.registry import get_config
+from ..utils.files import file_mode
 from ..models.transpose import TransPose
 from .files import ENV_WEIGHTS_DIR, cache_path, default_tag, find_local, package_file, shipped_tag
 from .registry import ENV_BASE_URL, ENV_OFFLINE, FileEntry, WeightsEntry, lookup, offline_mode
@@ -270,6 +271,7 @@ def download_file(
             if not isinstance(err, CheckpointMismatchError):
                 err = CheckpointError(f"downloaded {_label(entry)} are unusable: {err}")
             raise with_note(err, note) from None
+        os.chmod(tmp, file_mode())  # torch.hub's temporary file is 0600
         os.replace(tmp, final)
     finally:
         if tmp.exists():
