@@ -36,8 +36,8 @@ import torch
 
 from ..models.checkpoint import CheckpointError, CheckpointMismatchError, load_weights, read_metadata
 from ..models.registry import get_config
-from ..utils.files import file_mode
 from ..models.transpose import TransPose
+from ..utils.files import file_mode
 from .files import ENV_WEIGHTS_DIR, cache_path, default_tag, find_local, package_file, shipped_tag
 from .registry import ENV_BASE_URL, ENV_OFFLINE, FileEntry, WeightsEntry, lookup, offline_mode
 
