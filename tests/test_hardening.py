@@ -88,6 +88,12 @@ def test_detections_that_match_no_image_fail_and_say_so(files, capsys, tmp_path)
     assert code == 1
     assert "no detections for 1 image(s)" in err and "photo.jpg" in err
     assert "none of the 1 image(s) matches an image id of" in err
+    numbered = tmp_path / "000000000785.jpg"  # its id is known (785), but the file holds boxes for image 99 only
+    numbered.write_bytes(files["photo"].read_bytes())
+    code, _, err = _run(capsys, "predict", str(numbered), "--weights", str(files["tiny"]), "--detections", str(dets),
+                        "-o", str(tmp_path / "out2"), "--no-progress")
+    assert code == 1 and "1 image(s) have no record in" in err and "000000000785.jpg" in err
+    assert "none of the 1 image(s) matches an image id of" in err
 
 
 def test_empty_boxes_of_a_detections_file_are_reported(files, capsys, tmp_path) -> None:

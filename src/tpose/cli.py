@@ -105,6 +105,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         shown = ", ".join(summary["unmatched"][:5]) + (" ..." if len(summary["unmatched"]) > 5 else "")
         print(f"no detections for {len(summary['unmatched'])} image(s) (their image id is not in {args.detections}): "
               f"{shown}", file=sys.stderr)
+    if summary.get("without_detections"):
+        names = summary["without_detections"]
+        shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+        print(f"{len(names)} image(s) have no record in {args.detections}: {shown}", file=sys.stderr)
     empty = (summary.get("dropped_boxes") or {}).get("empty") or []
     if empty:
         print(f"dropped {len(empty)} box(es) of zero or negative size from {args.detections} (records "

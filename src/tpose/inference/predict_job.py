@@ -66,6 +66,7 @@ def run_predict(
     outputs: dict[str, Any] = {"images": [], "json": [], "video": None, "coco_results": None}
     coco: list[dict[str, Any]] = []
     unmatched: list[str] = []
+    no_boxes: list[str] = []
     ids_by_order: list[str] = []
     frames_record: list[tuple[int, list[PersonPose]]] = []
     writer = None
@@ -78,8 +79,12 @@ def run_predict(
             persons_total += len(persons)
             bar.n = processed + (0 if is_video else len(source.skipped))  # skipped files count as done
             bar.refresh()
-            if dets is not None and not is_video and dets.image_id(frame.name) is None:
-                unmatched.append(frame.name)
+            if dets is not None and not is_video:
+                known = dets.image_id(frame.name)
+                if known is None:
+                    unmatched.append(frame.name)  # its image id cannot be told
+                elif int(known) not in dets.boxes:
+                    no_boxes.append(frame.name)  # the detections hold no box for it
             stem = Path(frame.name).with_suffix("").as_posix().replace("/", "__")
             drawn = None
             if save_images:
@@ -143,9 +148,10 @@ def run_predict(
         summary["dropped_boxes"] = {"empty": list(dets.empty_boxes), "total": dets.dropped}
         if not is_video:
             summary["unmatched"] = unmatched  # files whose image id the detections cannot tell: no persons
-            if processed and len(unmatched) == processed:
-                summary["error"] = (f"none of the {processed} image(s) matches an image id of {detections} (matched "
-                                    "by numeric file name, or by --det-gt's file names)")
+            summary["without_detections"] = no_boxes  # files whose image id has no record in the detections
+            if processed and len(unmatched) + len(no_boxes) == processed:
+                summary["error"] = (f"none of the {processed} image(s) matches an image id of {detections} (images "
+                                    "are matched by numeric file name, or by --det-gt's file names)")
                 problems = True
     if coco_results is not None and ids_by_order:
         summary["ids_by_order"] = ids_by_order  # files given their position as COCO image id

@@ -1,0 +1,120 @@
+"""Try every bad input of the hardening issue through the real command line and write what happened.
+
+    python scripts/bad_inputs.py            # writes docs/bad-inputs.md
+
+Each case runs ``tpose ...`` in a fresh temporary folder (with files made for it: a truncated video, a
+corrupt .onnx, R-A3 weights in the released layout...) and records the exit code and the first lines of
+what tpose printed, so the table shows the messages users meet, verbatim.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTO = ROOT / "docs" / "demo" / "000000000785.jpg"
+
+
+def _make_files(tmp: Path) -> dict[str, str]:
+    import tpose
+    from tpose.export import export_onnx
+    from tpose.models.checkpoint import save_released_layout, save_weights
+
+    torch.manual_seed(0)
+    save_released_layout(tpose.create_model("transpose_r_a3"), tmp / "r_a3.pth")
+    tiny = tpose.create_model("transpose_r_a3", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64,
+                              input_size=(64, 48))
+    save_weights(tiny, tmp / "tiny.safetensors")
+    export_onnx(tiny, tmp / "tiny_64x48.onnx")
+    (tmp / "cut.onnx").write_bytes((tmp / "tiny_64x48.onnx").read_bytes()[:2000])
+    writer = cv2.VideoWriter(str(tmp / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(8):
+        writer.write(np.random.default_rng(i).integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    data = (tmp / "clip.avi").read_bytes()
+    (tmp / "cut.avi").write_bytes(data[: int(len(data) * 0.4)])
+    (tmp / "dets_none.json").write_text(json.dumps([{"image_id": 99, "category_id": 1, "bbox": [1, 1, 40, 60],
+                                                     "score": 0.9}]))
+    (tmp / "dets_empty.json").write_text(json.dumps([
+        {"image_id": 785, "category_id": 1, "bbox": [277, 46, 225, 334], "score": 0.9},
+        {"image_id": 785, "category_id": 1, "bbox": [5, 5, 0, 30], "score": 0.8}]))
+    (tmp / "typo.yaml").write_text("train:\n  epoch: 1\n")
+    (tmp / "ten.yaml").write_text("train:\n  epochs: ten\n")
+    (tmp / "folder").mkdir()
+    (tmp / "folder" / "a.jpg").write_bytes(PHOTO.read_bytes())
+    (tmp / "folder" / "b.jpg").write_bytes(b"not a jpeg")
+    return {k: str(tmp / k) for k in ("r_a3.pth", "tiny.safetensors", "tiny_64x48.onnx", "cut.onnx", "clip.avi",
+                                      "cut.avi", "dets_none.json", "dets_empty.json", "typo.yaml", "ten.yaml",
+                                      "folder")}
+
+
+def _cases(f: dict[str, str]) -> list[tuple[str, list[str]]]:
+    photo = str(PHOTO)
+    return [
+        ("a typo inside a config section", ["train", f["typo.yaml"]]),
+        ("a typo in an override", ["train", str(ROOT / "configs" / "mixed_r_a4_128x96.yaml"), "train.epohcs=1"]),
+        ("a value of the wrong type in a config", ["train", f["ten.yaml"]]),
+        ("`tpose train` without a config", ["train"]),
+        ("--model and --weights of another variant",
+         ["predict", photo, "--model", "transpose_r_a4", "--weights", f["r_a3.pth"], "--no-progress"]),
+        ("detections matching none of the inputs",
+         ["predict", photo, "--weights", f["tiny.safetensors"], "--detections", f["dets_none.json"], "--no-progress"]),
+        ("a detections file with an empty box",
+         ["predict", photo, "--detections", f["dets_empty.json"], "--no-progress"]),
+        ("a video that stops decoding part-way", ["predict", f["cut.avi"], "--weights", f["tiny.safetensors"],
+                                                  "--no-progress", "--no-images"]),
+        ("a corrupt / truncated .onnx", ["predict", photo, "--weights", f["cut.onnx"]]),
+        ("an input size other than a fixed ONNX export's",
+         ["predict", photo, "--weights", f["tiny_64x48.onnx"], "--input-size", "128x96"]),
+        ("--input-size 0x0", ["predict", photo, "--input-size", "0x0"]),
+        ("--device cuda without CUDA", ["predict", photo, "--device", "cuda"]),
+        ("an .onnx with --backend torch", ["predict", photo, "--weights", f["tiny_64x48.onnx"], "--backend", "torch"]),
+        ("explain with an .onnx without attention outputs", ["explain", photo, "--weights", f["tiny_64x48.onnx"]]),
+        ("a video given together with an image",
+         ["predict", photo, f["clip.avi"], "--weights", f["tiny.safetensors"], "--no-progress"]),
+        ("a folder with an unreadable image", ["predict", f["folder"], "--weights", f["tiny.safetensors"],
+                                               "--no-progress"]),
+        ("an unknown model name", ["predict", photo, "--model", "transpose_r_a5"]),
+        ("a missing weights file", ["predict", photo, "--weights", "nowhere.safetensors"]),
+    ]
+
+
+def main() -> None:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tpose-bad-inputs-") as tmp:
+        files = _make_files(Path(tmp))
+        env = {**os.environ, "TPOSE_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+        for title, argv in _cases(files):
+            proc = subprocess.run([sys.executable, "-m", "tpose.cli", *argv, *(["-o", tmp + "/out"]
+                                   if argv[0] in ("predict", "explain") and "-o" not in argv else [])],
+                                  cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
+            lines = [ln for ln in (proc.stderr + proc.stdout).splitlines()
+                     if ln.strip() and not ln.startswith(("predict:", "evaluate:", "[", " ", "usage:"))
+                     and "it/s" not in ln and "Warning" not in ln and "warnings.warn" not in ln]
+            message = " ".join(lines[:3]).replace(tmp, "<tmp>").replace(str(ROOT), ".").replace("|", "\\|")
+            shown = " ".join(a.replace(tmp + "/", "").replace(str(ROOT) + "/", "") for a in argv)
+            rows.append((title, f"`tpose {shown}`", str(proc.returncode), message[:600]))
+            print(f"{proc.returncode}  {title}: {message[:160]}")
+    out = ROOT / "docs" / "bad-inputs.md"
+    text = ["# Bad inputs and what tpose says", "",
+            "Every case below was run through the real command line by `python scripts/bad_inputs.py` (made-up "
+            "files in a temporary folder; `<tmp>` stands for it; `TPOSE_OFFLINE=1`). Exit code 2 is an error "
+            "that stopped the job, 1 a job that finished but skipped or missed something, 0 success. Each case "
+            "also has a test in `tests/test_hardening.py` (or `tests/test_train_mixture.py` for configs).", "",
+            "| bad input | command | exit | what tpose printed |", "|---|---|---|---|"]
+    text += [f"| {t} | {c} | {e} | {m} |" for t, c, e, m in rows]
+    out.write_text("\n".join(text) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
