@@ -118,7 +118,7 @@ def run_predict(
         if writer is not None:
             writer.release()
     if is_video and save_json:
-        stem = Path(str(input)).stem
+        stem = source.name
         record = video_record(str(input), source.fps, source.frame_size, frames_record, kset)
         outputs["json"].append(str(write_json(out_dir / f"{stem}_pose.json", record)))
     if coco_results is not None:
@@ -168,7 +168,7 @@ def _write_image(path: Path, rgb: np.ndarray) -> Path:
 
 
 def _open_video_writer(out_dir: Path, source: Any, shape: tuple[int, ...]) -> tuple[Any, str]:
-    path = out_dir / f"{Path(source.path).stem}_pose.mp4"
+    path = out_dir / f"{source.name}_pose.mp4"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(source.fps), (shape[1], shape[0]))
     if not writer.isOpened():
         raise OSError(f"{path}: OpenCV cannot write an mp4v video here")

@@ -80,11 +80,25 @@ class ImageFiles:
 
 @dataclass
 class VideoFrames:
-    """The frames of a video file via OpenCV, as RGB; ``fps`` and ``frame_size`` (H, W) are kept for writing."""
+    """The frames of a video file, or of a live camera (``path`` an OpenCV device index), via OpenCV, as RGB.
 
-    path: Path
+    One frame-source path for both: ``fps`` and ``frame_size`` (H, W) are kept for writing; a file's frame
+    count is what its container claims (checked against the frames read); a camera has none and runs until
+    ``max_frames`` or until it stops delivering.
+    """
+
+    path: Path | int
     kind: str = "video"
     skipped: list[SkippedFile] = field(default_factory=list)
+    max_frames: int | None = None
+
+    @property
+    def live(self) -> bool:
+        return isinstance(self.path, int)
+
+    @property
+    def name(self) -> str:
+        return f"camera{self.path}" if self.live else Path(self.path).stem
 
     def __post_init__(self) -> None:
         capture = self._open()
@@ -96,11 +110,22 @@ class VideoFrames:
                 int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
                 int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
             )
+            if self.live:
+                self.num_frames = 0  # a camera has no length
         finally:
             capture.release()
         self.frames_read: int | None = None
 
     def _open(self) -> cv2.VideoCapture:
+        if self.live:
+            capture = cv2.VideoCapture(int(self.path))
+            if not capture.isOpened():
+                capture.release()
+                device = Path(f"/dev/video{self.path}")
+                why = (f"{device} does not exist (no camera with that index here)" if not device.exists()
+                       else f"{device} exists but cannot be opened (in use by another program, or no permission)")
+                raise ImageReadError(f"camera webcam:{self.path} cannot be opened: {why}")
+            return capture
         capture = cv2.VideoCapture(str(self.path))
         if not capture.isOpened():
             capture.release()
@@ -114,26 +139,29 @@ class VideoFrames:
     @property
     def frames_missing(self) -> int:
         """Frames the container claims but that could not be decoded (after a complete pass)."""
-        return max(0, self.num_frames - self.frames_read) if self.frames_read is not None else 0
+        if self.frames_read is None or self.live:
+            return 0
+        return max(0, self.num_frames - self.frames_read)
 
     def __iter__(self) -> Iterator[Frame]:
         capture = self._open()
-        stem = self.path.stem
+        stem = self.name
         index = 0
         try:
-            while True:
+            while self.max_frames is None or index < self.max_frames:
                 ok, bgr = capture.read()
                 if not ok or bgr is None:
                     break
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                yield Frame(name=f"{stem}#{index:06d}", image=rgb, index=index, path=self.path)
+                yield Frame(name=f"{stem}#{index:06d}", image=rgb, index=index,
+                            path=None if self.live else Path(self.path))
                 index += 1
         finally:
             capture.release()
             self.frames_read = index
         if index == 0:
-            self.skipped.append(SkippedFile(str(self.path), "no frame could be decoded"))
-        elif self.frames_missing:
+            self.skipped.append(SkippedFile(self.name if self.live else str(self.path), "no frame could be decoded"))
+        elif not self.live and self.max_frames is None and self.frames_missing:
             self.skipped.append(SkippedFile(
                 str(self.path), f"decoding stopped after {index} of the {self.num_frames} frames the file claims "
                 "(a truncated or damaged video)"))
@@ -153,14 +181,34 @@ def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
     return sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
+CAMERA_PREFIXES = ("webcam:", "camera:")
+
+
+def camera_index(source: object) -> int | None:
+    """The OpenCV device index of ``webcam:N`` (or ``camera:N``); None for anything else."""
+    text = str(source)
+    for prefix in CAMERA_PREFIXES:
+        if text.startswith(prefix):
+            rest = text[len(prefix):]
+            if not rest.isdigit():
+                raise ValueError(f"{text!r}: a camera is webcam:N with N the OpenCV device index, e.g. webcam:0")
+            return int(rest)
+    return None
+
+
 def open_source(
-    source: str | Path | Sequence[str | Path], skip_errors: bool | None = None, recursive: bool = False
+    source: str | Path | Sequence[str | Path], skip_errors: bool | None = None, recursive: bool = False,
+    max_frames: int | None = None,
 ) -> ImageSource:
-    """An iterable of :class:`Frame` for an image file, a folder of images, a list of image files or a video.
+    """An iterable of :class:`Frame` for an image file, a folder of images, a list of image files, a video file
+    or a live camera (``webcam:0``: OpenCV device 0; ``max_frames`` stops it).
 
     ``skip_errors`` (default: on for folders and lists, off for a single image) records unreadable
     images in ``source.skipped`` instead of raising :class:`ImageReadError`.
     """
+    device = camera_index(source) if not isinstance(source, (list, tuple)) else None
+    if device is not None:
+        return VideoFrames(device, kind="video", max_frames=max_frames)
     if isinstance(source, (list, tuple)):
         paths = [Path(p) for p in source]
         return ImageFiles(paths, skip_errors=True if skip_errors is None else skip_errors, kind="files")
@@ -174,7 +222,7 @@ def open_source(
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such image, folder or video")
     if is_video(path):
-        return VideoFrames(path)
+        return VideoFrames(path, max_frames=max_frames)
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         known = ", ".join(sorted(IMAGE_EXTENSIONS | VIDEO_EXTENSIONS))
         raise ValueError(f"{path}: unknown file type {path.suffix!r}; expected an image or video ({known})")
