@@ -176,16 +176,7 @@ def test_run_predict_warns_about_random_weights(tmp_path: Path) -> None:
 def test_weights_files_bring_their_architecture_and_keypoint_set(tmp_path: Path) -> None:
     from tpose.models.checkpoint import save_weights
 
-    torch.manual_seed(1)
-    model = tpose.create_model(
-        "transpose_r_a3",
-        num_layers=1,
-        d_model=32,
-        num_heads=2,
-        dim_feedforward=64,
-        input_size=(64, 48),
-        num_keypoints=3,
-    )
+    model = tiny_model(seed=1, input_size=(64, 48), num_keypoints=3)
     path = save_weights(model, tmp_path / "tri.safetensors", extra_metadata={"keypoint_set": TRIANGLE.to_dict()})
     pred = PosePredictor(path)
     assert pred.keypoint_set.names == TRIANGLE.names and pred.input_size == (64, 48)
