@@ -15,8 +15,8 @@ from .goals import Goal, goal_lines, goals_section, judged, measured
 from .report import load_average_text, measured_on
 from .step_timing import LEVER_AT_SKIP
 
-STEP_GOAL = "default step vs reference step"
-PIPELINE_GOAL = "data pipeline vs default step"
+STEP_VS_REFERENCE = "default step vs reference step"
+PIPELINE_VS_STEP = "data pipeline vs default step"
 
 
 def judge_goals(
@@ -29,11 +29,11 @@ def judge_goals(
     goals = []
     for goal in step_goals:
         got = measured(rows, {"model": goal.model, "input": goal.at, "config": "default"})
-        goals.append(judged({"goal": STEP_GOAL, "model": goal.model, "input": goal.at}, goal.need, got))
+        goals.append(judged({"goal": STEP_VS_REFERENCE, "model": goal.model, "input": goal.at}, goal.need, got))
     if pipeline_goal is not None:
         for res in pipeline:
             for model, ratio in sorted(res.get("ratio_to_default_step", {}).items()):
-                goals.append(judged({"goal": PIPELINE_GOAL, "model": model, "input": res["input"]}, pipeline_goal,
+                goals.append(judged({"goal": PIPELINE_VS_STEP, "model": model, "input": res["input"]}, pipeline_goal,
                                     ratio))
     return goals
 
