@@ -9,6 +9,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .conftest import TINY
+
 
 def write_coco_dataset(root: Path, num_images: int = 12, size: tuple[int, int] = (96, 128), seed: int = 0) -> dict:
     """Images of ``size`` = (H, W) with one drawn 'person' each, plus ``annotations.json``.
@@ -62,8 +64,7 @@ def tiny_train_config(data: dict, out_dir: Path, epochs: int = 2, **train: Any) 
 
     cfg = load_config(None)
     cfg["model"] = "transpose_r_a3"
-    cfg["model_overrides"] = {"num_layers": 1, "d_model": 32, "num_heads": 2, "dim_feedforward": 64,
-                              "input_size": [64, 48]}
+    cfg["model_overrides"] = {**TINY, "input_size": [64, 48]}
     cfg["keypoint_set"] = "coco17"
     split = {"type": "coco", **data}
     cfg["data"].update({"train": split, "val": split, "workers": 0, "cache_dir": str(out_dir.parent / "cache")})

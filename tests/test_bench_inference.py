@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tpose.bench import inference as bench
+from tpose.bench.goals import Goal
 
 SMALL = {"models": ["transpose_r_a3"], "batch": [1], "input_size": (64, 48), "repeats": 1, "threads": 1,
          "matmul_size": 256}
@@ -52,12 +53,28 @@ def test_goals_are_judged_at_batch_8() -> None:
         {"model": "transpose_r_a4", "path": "torch", "batch": 8, "speedup_vs_reference": 0.9},
         {"model": "transpose_r_a4", "path": "onnxruntime", "batch": 1, "speedup_vs_reference": 3.0},
     ]
-    goals = {(g["model"], g["path"]): g for g in bench._goals(rows)}
+    goals = {(g["model"], g["path"]): g for g in bench.judge_goals(rows, bench.DEFAULT_GOALS, 8)}
     assert goals[("transpose_h_a4", "torch")]["met"] is True
     assert goals[("transpose_r_a4", "torch")]["met"] is False
     assert goals[("transpose_r_a4", "onnxruntime")]["met"] is None  # only batch 1 was measured
-    text = bench._goal_text(list(goals.values()))
+    text = bench.goal_text(list(goals.values()))
     assert "1.40x (met)" in text and "0.90x (MISSED)" in text
+
+
+def test_goals_given_on_the_command_line_are_the_ones_judged(monkeypatch) -> None:
+    seen: dict = {}
+    monkeypatch.setattr(bench, "run_benchmark", lambda **kw: seen.update(kw) or {"files": []})
+    assert bench.main([]) == 0
+    assert seen["goals"] == bench.DEFAULT_GOALS and seen["goal_batch"] == 8
+    assert bench.main(["--goal", "transpose_r_a3@torch_cl:1.2", "--goal-batch", "1"]) == 0
+    assert seen["goals"] == (Goal("transpose_r_a3", "torch_cl", 1.2),) and seen["goal_batch"] == 1
+    assert bench.main(["--no-goals"]) == 0
+    assert seen["goals"] == ()
+    with pytest.raises(SystemExit):
+        bench.build_parser().parse_args(["--goal", "transpose_r_a3@tensorrt:2"])
+    rows = [{"model": "transpose_r_a3", "path": "torch_cl", "batch": 1, "speedup_vs_reference": 1.5}]
+    (goal,) = bench.judge_goals(rows, (Goal("transpose_r_a3", "torch_cl", 1.2),), 1)
+    assert goal == {"model": "transpose_r_a3", "path": "torch_cl", "batch": 1, "need": 1.2, "got": 1.5, "met": True}
 
 
 def test_bad_options_are_named() -> None:

@@ -11,13 +11,16 @@ from typing import Any
 import pytest
 import torch
 
-from tpose.bench import common
+from tpose.bench import common, levers, train_report
 from tpose.bench import training as bench
+from tpose.bench.goals import Goal
+from tpose.bench.pipeline_timing import PipelinePlan
+from tpose.bench.step_timing import StepPlan
 
-LSPET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lspet"
-TINY = {"num_layers": 1, "d_model": 32, "num_heads": 2, "dim_feedforward": 64}
-SMALL: dict[str, Any] = {"models": ["transpose_r_a3"], "sizes": [(64, 48)], "batch": 2, "steps": 1, "rounds": 1,
-                         "threads": 1, "model_overrides": TINY, "progress": None}
+from .conftest import LSPET, TINY, needs_lspet
+
+SMALL = bench.TrainBenchPlan(models=("transpose_r_a3",), sizes=((64, 48),), batch=2, timing=StepPlan(steps=1, rounds=1),
+                             threads=1, model_overrides=TINY)
 POSITIVE = {"median_s", "min_s", "max_s", "ms_per_step", "images_per_s", "speedup_vs_reference", "final_loss",
             "parameters", "first_step_s", "startup_s", "got"}
 
@@ -43,9 +46,9 @@ def check_numbers(data: dict[str, Any]) -> None:
 
 
 def test_tiny_run_times_every_configuration_and_writes_json_and_markdown(tmp_path) -> None:
-    levers = ["channels_last", "fused", "fused+attn_dropout0", "bf16", "default"]  # "default" again: deduplicated
-    res = bench.run_train_benchmark(**SMALL, levers=levers, data=False, out=tmp_path, note="test run",
-                                    command="pytest")
+    names = ["channels_last", "fused", "fused+attn_dropout0", "bf16", "default"]  # "default" again: deduplicated
+    res = bench.run_train_benchmark(SMALL, levers=names, pipeline=None, out=tmp_path, note="test run",
+                                    command="pytest", progress=None)
     data = json.loads((tmp_path / "train_speed.json").read_text())
     assert data["rows"] == json.loads(json.dumps(res["rows"]))
     names = [r["config"] for r in data["rows"]]
@@ -86,12 +89,12 @@ def test_each_step_takes_the_path_its_levers_name(monkeypatch) -> None:
                 "fused+attn_dropout0": (False, 0.0, False), "bf16": (True, 0.1, True)}
     for name, call in expected.items():
         calls.clear()
-        step, model = bench._build_step(base, bench.parse_config(name), x, target, weight, lr=1e-3)
+        step, model = levers.build_step(base, levers.parse_config(name), x, target, weight, lr=1e-3)
         before = model.final_layer.weight.detach().clone()
         loss = step()
         assert calls == [call], name
         assert torch.isfinite(loss) and not torch.equal(before, model.final_layer.weight), name  # Adam stepped
-    _, model = bench._build_step(base, bench.parse_config("channels_last"), x, target, weight, lr=1e-3)
+    _, model = levers.build_step(base, levers.parse_config("channels_last"), x, target, weight, lr=1e-3)
     assert model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert not base.conv1.weight.is_contiguous(memory_format=torch.channels_last)  # each step has its own copy
 
@@ -101,11 +104,11 @@ def test_failed_or_slow_compile_is_recorded_and_the_rest_still_timed(monkeypatch
         raise RuntimeError("no C++ compiler\nsecond line")
 
     monkeypatch.setattr(torch, "compile", broken)
-    res = bench.run_train_benchmark(**SMALL, levers=["compile"], data=False, out=None)
+    res = bench.run_train_benchmark(SMALL, levers=["compile"], pipeline=None, out=None, progress=None)
     ref, default, comp = res["rows"]
     assert comp["error"].startswith("RuntimeError: no C++ compiler") and "median_s" not in comp
     assert ref["median_s"] > 0 and default["median_s"] > 0
-    md = "\n".join(bench._markdown(res))
+    md = "\n".join(train_report.markdown(res))
     assert "Failures:" in md and "no C++ compiler" in md and "second line" not in md
 
     def endless(model: torch.nn.Module) -> Any:
@@ -116,7 +119,8 @@ def test_failed_or_slow_compile_is_recorded_and_the_rest_still_timed(monkeypatch
         return call
 
     monkeypatch.setattr(torch, "compile", endless)
-    res = bench.run_train_benchmark(**SMALL, levers=["compile"], compile_timeout=0.3, data=False, out=None)
+    res = bench.run_train_benchmark(SMALL, levers=["compile"], timing=StepPlan(steps=1, rounds=1, compile_timeout=0.3),
+                                    pipeline=None, out=None, progress=None)
     assert "TimeLimitExceeded: took longer than 0.3 s" in res["rows"][2]["error"]
 
 
@@ -133,26 +137,26 @@ def test_compiled_step_reports_its_compile_time_apart(monkeypatch) -> None:
         return call
 
     monkeypatch.setattr(torch, "compile", slow_first_call)
-    res = bench.run_train_benchmark(**SMALL, levers=["default+compile"], data=False, out=None)
+    res = bench.run_train_benchmark(SMALL, levers=["default+compile"], pipeline=None, out=None, progress=None)
     comp = res["rows"][2]
     assert comp["levers"] == sorted({"compile", *res["default_levers"]})
     assert comp["first_step_s"] >= 0.5 and comp["compile_s"] == pytest.approx(
         comp["first_step_s"] - comp["median_s"])
 
 
-def test_configurations_that_would_not_fit_in_memory_are_skipped(monkeypatch) -> None:
-    monkeypatch.setattr(bench, "MEMORY_SHARE", 1e-12)
-    res = bench.run_train_benchmark(**SMALL, levers=["fused+attn_dropout0"], data=False, out=None)
+def test_configurations_that_would_not_fit_in_memory_are_skipped() -> None:
+    res = bench.run_train_benchmark(SMALL, levers=["fused+attn_dropout0"], memory_share=1e-12, pipeline=None, out=None,
+                                    progress=None)
     ref, default, flash = res["rows"]
     assert "GiB" in ref["skipped"] and "GiB" in default["skipped"]  # both keep [L, L] matrices
     assert flash["median_s"] > 0 and flash["speedup_vs_reference"] is None  # the flash kernel keeps none
-    assert "skipped: its attention matrices" in "\n".join(bench._markdown(res))
+    assert "skipped: its attention matrices" in "\n".join(train_report.markdown(res))
 
 
-@pytest.mark.skipif(not (LSPET / "joints.mat").is_file(), reason=f"LSPET not found at {LSPET}")
+@needs_lspet
 def test_data_pipeline_is_timed_on_real_images_and_compared_with_the_default_step(tmp_path) -> None:
-    res = bench.run_train_benchmark(**SMALL, levers=[], lspet=LSPET, workers=1, data_samples=8, data_batches=2,
-                                    cache_dir=tmp_path / "crops", out=tmp_path)
+    pipeline = PipelinePlan(lspet=LSPET, workers=1, samples=8, batches=2, cache_dir=tmp_path / "crops")
+    res = bench.run_train_benchmark(SMALL, levers=[], pipeline=pipeline, out=tmp_path, progress=None)
     (pipe,) = res["pipeline"]
     assert pipe["input"] == "64x48" and pipe["workers"] == 1 and pipe["samples"] == 8 and pipe["batch"] == 2
     default = [r for r in res["rows"] if r["config"] == "default"][0]
@@ -166,7 +170,8 @@ def test_data_pipeline_is_timed_on_real_images_and_compared_with_the_default_ste
 
 
 def test_missing_lspet_is_noted_and_bf16_runs_only_at_its_sizes(tmp_path) -> None:
-    res = bench.run_train_benchmark(**SMALL, levers=["bf16"], bf16_sizes=[(128, 96)], lspet=tmp_path, out=None)
+    res = bench.run_train_benchmark(SMALL, levers=["bf16"], bf16_sizes=[(128, 96)], pipeline=PipelinePlan(tmp_path),
+                                    out=None, progress=None)
     assert res["pipeline"] == [] and "LSPET not found" in res["note"] and str(tmp_path) in res["note"]
     ref, default, bf16 = res["rows"]
     assert ref["median_s"] > 0 and default["median_s"] > 0
@@ -179,32 +184,46 @@ def test_goals() -> None:
         {"model": "transpose_r_a4", "input": "256x192", "config": "default", "speedup_vs_reference": 1.0},
     ]
     pipeline = [{"input": "128x96", "ratio_to_default_step": {"transpose_r_a4": 40.0, "transpose_h_s": 1.2}}]
-    goals = bench.judge_goals(rows, pipeline)
+    plan = bench.TrainBenchPlan()  # the default goals: r_a4 at 128x96 2x the reference, the pipeline 1.5x the step
+    goals = train_report.judge_goals(rows, pipeline, plan.step_goals, plan.pipeline_goal)
     assert [(g["model"], g["input"], g["met"]) for g in goals] == [
         ("transpose_r_a4", "128x96", True), ("transpose_h_s", "128x96", False), ("transpose_r_a4", "128x96", True)]
-    text = bench.goal_text(goals)
+    text = train_report.goal_text(goals)
     assert "2.30x (met)" in text and "1.20x (MISSED)" in text
-    assert bench.judge_goals(rows[1:], [])[0]["met"] is None  # the goal's pair was not timed
+    assert train_report.judge_goals(rows[1:], [], plan.step_goals, plan.pipeline_goal)[0]["met"] is None  # not timed
+
+
+def test_the_report_judges_the_goals_it_is_given() -> None:
+    goals = (Goal("transpose_r_a3", "64x48", 0.001), Goal("transpose_h_s", "64x48", 2.0))
+    res = bench.run_train_benchmark(SMALL, levers=[], step_goals=goals, pipeline=None, out=None, progress=None)
+    mine, untimed = res["goals"]
+    assert (mine["model"], mine["input"], mine["need"], mine["met"]) == ("transpose_r_a3", "64x48", 0.001, True)
+    assert untimed["model"] == "transpose_h_s" and untimed["got"] is None and untimed["met"] is None
+    md = "\n".join(train_report.markdown(res))
+    assert "- goal: default step vs reference step >= 0.001x for transpose_r_a3 at 64x48: " in md
+    assert "for transpose_h_s" not in md
+    res = bench.run_train_benchmark(SMALL, levers=[], step_goals=(), pipeline=None, out=None, progress=None)
+    assert res["goals"] == [] and "Goals:" not in "\n".join(train_report.markdown(res))
 
 
 def test_configuration_names_and_the_default() -> None:
-    default = bench.default_levers()
+    default = levers.default_levers()
     assert "fused" in default and "channels_last" in default and "compile" not in default
     from tpose.engine.train import resolve_amp
 
     assert ("bf16" in default) == (resolve_amp("auto", torch.device("cpu")) == torch.bfloat16)
-    assert bench.parse_config("reference").levers == frozenset()
-    assert bench.parse_config("default+bf16", frozenset({"fused"})).levers == {"fused", "bf16"}
-    names = [c.name for c in bench.configurations(["fused+channels_last", "bf16", "bf16"], frozenset(
+    assert levers.parse_config("reference").levers == frozenset()
+    assert levers.parse_config("default+bf16", frozenset({"fused"})).levers == {"fused", "bf16"}
+    names = [c.name for c in levers.configurations(["fused+channels_last", "bf16", "bf16"], frozenset(
         {"fused", "channels_last"}))]
     assert names == ["reference", "default", "bf16"]
     with pytest.raises(ValueError, match="unknown lever 'fp8' in 'bf16\\+fp8'"):
-        bench.parse_config("bf16+fp8")
-    plan = bench.StepPlan(steps=3, rounds=4, warmup=2, bf16_steps=1, bf16_rounds=2)
-    assert plan.shape(bench.parse_config("bf16")) == (0, 1, 2)
-    assert plan.shape(bench.parse_config("channels_last")) == (2, 3, 4)
-    fast = bench.StepPlan(steps=3, rounds=4, warmup=2, bf16_is_slow=False)
-    assert fast.shape(bench.parse_config("bf16")) == (2, 3, 4)
+        levers.parse_config("bf16+fp8")
+    plan = StepPlan(steps=3, rounds=4, warmup=2, bf16_steps=1, bf16_rounds=2, bf16_is_slow=True)
+    assert plan.shape(levers.parse_config("bf16")) == (0, 1, 2)
+    assert plan.shape(levers.parse_config("channels_last")) == (2, 3, 4)
+    fast = StepPlan(steps=3, rounds=4, warmup=2, bf16_is_slow=False)
+    assert fast.shape(levers.parse_config("bf16")) == (2, 3, 4)
 
 
 def test_bad_options_are_named() -> None:
@@ -213,28 +232,47 @@ def test_bad_options_are_named() -> None:
     with pytest.raises(ValueError, match="multiples of 4"):
         bench.run_train_benchmark(models=["transpose_r_a3"], sizes=[(130, 96)], out=None, progress=None)
     with pytest.raises(ValueError, match="steps must be at least 1"):
-        bench.run_train_benchmark(**{**SMALL, "steps": 0}, out=None)
+        bench.run_train_benchmark(SMALL, timing=StepPlan(steps=0), out=None, progress=None)
     with pytest.raises(ValueError, match="unknown lever"):
-        bench.run_train_benchmark(**SMALL, levers=["fast"], out=None)
+        bench.run_train_benchmark(SMALL, levers=["fast"], out=None, progress=None)
     with pytest.raises(SystemExit):
         bench.build_parser().parse_args(["--sizes", "256"])
+    for goal in ("transpose_r_a4@128x96", "transpose_r_a4:2", "transpose_r_a4@128:2", "transpose_r_a4@128x96:0"):
+        with pytest.raises(SystemExit):
+            bench.build_parser().parse_args(["--goal", goal])
 
 
 def test_command_line_options_reach_the_benchmark(monkeypatch, tmp_path) -> None:
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(bench, "run_train_benchmark", lambda **kw: seen.update(kw) or {"files": []})
+    monkeypatch.setattr(bench, "run_train_benchmark", lambda plan, **kw: seen.update(kw, plan=plan) or {"files": []})
     argv = ["--models", "transpose_r_a4", "--sizes", "128x96", "256x192", "--batch", "8", "--steps", "2",
             "--rounds", "4", "--levers", "bf16", "default+compile", "--threads", "2", "--out", str(tmp_path),
             "--bf16-steps", "2", "--bf16-rounds", "3", "--bf16-sizes", "128x96", "--compile-timeout", "60",
             "--no-data", "--workers", "1"]
     assert bench.main(argv) == 0
-    assert seen["models"] == ["transpose_r_a4"] and seen["sizes"] == [(128, 96), (256, 192)]
-    assert (seen["batch"], seen["steps"], seen["rounds"], seen["threads"]) == (8, 2, 4, 2)
-    assert seen["levers"] == ["bf16", "default+compile"] and seen["out"] == str(tmp_path)
-    assert (seen["bf16_steps"], seen["bf16_rounds"], seen["compile_timeout"]) == (2, 3, 60.0)
-    assert seen["bf16_sizes"] == [(128, 96)]
-    assert seen["data"] is False and seen["workers"] == 1
+    plan, timing = seen["plan"], seen["plan"].timing
+    assert plan.models == ("transpose_r_a4",) and plan.sizes == ((128, 96), (256, 192))
+    assert (plan.batch, timing.steps, timing.rounds, plan.threads) == (8, 2, 4, 2)
+    assert plan.levers == ("bf16", "default+compile") and seen["out"] == str(tmp_path)
+    assert (timing.bf16_steps, timing.bf16_rounds, timing.compile_timeout) == (2, 3, 60.0)
+    assert plan.bf16_sizes == ((128, 96),)
+    assert plan.pipeline is None
     assert seen["command"].startswith("python benchmarks/bench_train.py --models transpose_r_a4 --sizes 128x96")
+    # the defaults: the data pipeline on ../shared/data/lspet, the project's goals
+    assert bench.main(["--out", str(tmp_path)]) == 0
+    assert seen["plan"] == bench.TrainBenchPlan()
+    assert seen["plan"].pipeline.lspet == Path("..") / "shared" / "data" / "lspet"
+    assert seen["plan"].step_goals == (Goal("transpose_r_a4", "128x96", 2.0),) and seen["plan"].pipeline_goal == 1.5
+    assert bench.main(["--workers", "1", "--lspet", str(tmp_path), "--data-samples", "8", "--data-batches", "2",
+                       "--cache-dir", str(tmp_path / "c")]) == 0
+    assert seen["plan"].pipeline == PipelinePlan(tmp_path, workers=1, samples=8, batches=2, cache_dir=tmp_path / "c")
+    # goals given on the command line replace the defaults; --no-goals judges none
+    assert bench.main(["--goal", "transpose_h_s@256X192:1.5", "--goal", "transpose_r_a4@128x96:3",
+                       "--pipeline-goal", "10"]) == 0
+    assert seen["plan"].step_goals == (Goal("transpose_h_s", "256x192", 1.5), Goal("transpose_r_a4", "128x96", 3.0))
+    assert seen["plan"].pipeline_goal == 10.0
+    assert bench.main(["--goal", "transpose_h_s@256x192:1.5", "--no-goals"]) == 0
+    assert seen["plan"].step_goals == () and seen["plan"].pipeline_goal is None
 
 
 def test_time_limit_and_cpu_features() -> None:
@@ -259,9 +297,9 @@ def test_time_limit_and_cpu_features() -> None:
 
 
 def test_levers_run_only_at_the_lever_at_pairs() -> None:
-    small = {**SMALL, "models": ["transpose_r_a3", "transpose_h_s"], "model_overrides": {**TINY, "num_layers": 1}}
-    res = bench.run_train_benchmark(**small, levers=["fast_dropout"], lever_at=[("transpose_r_a3", (64, 48))],
-                                    data=False, out=None)
+    res = bench.run_train_benchmark(SMALL, models=["transpose_r_a3", "transpose_h_s"],
+                                    model_overrides={**TINY, "num_layers": 1}, levers=["fast_dropout"],
+                                    lever_at=[("transpose_r_a3", (64, 48))], pipeline=None, out=None, progress=None)
     rows = {(r["model"], r["config"]): r for r in res["rows"]}
     assert rows[("transpose_r_a3", "fast_dropout")]["median_s"] > 0
     assert rows[("transpose_h_s", "fast_dropout")]["skipped"] == "levers timed only at lever_at"
@@ -274,8 +312,8 @@ def test_levers_run_only_at_the_lever_at_pairs() -> None:
 
 def test_reference_uses_pytorch_dropout_and_default_the_cheap_mask(monkeypatch) -> None:
     seen: list[bool] = []
-    real = bench.set_fast_dropout
-    monkeypatch.setattr(bench, "set_fast_dropout", lambda m, on: seen.append(on) or real(m, on))
-    bench.run_train_benchmark(**SMALL, levers=[], data=False, out=None)
-    assert seen == [False, "fast_dropout" in bench.default_levers()]
-    assert "fast_dropout" in bench.default_levers()
+    real = levers.set_fast_dropout
+    monkeypatch.setattr(levers, "set_fast_dropout", lambda m, on: seen.append(on) or real(m, on))
+    bench.run_train_benchmark(SMALL, levers=[], pipeline=None, out=None, progress=None)
+    assert seen == [False, "fast_dropout" in levers.default_levers()]
+    assert "fast_dropout" in levers.default_levers()

@@ -12,16 +12,14 @@ import tpose
 from tpose.cli import main
 from tpose.models.checkpoint import save_weights
 
-REPO = Path(__file__).resolve().parents[1]
+from .conftest import COCO_DET, REPO, needs_coco_det, tiny_model
+
 DEMO = REPO / "docs" / "demo"
-SHARED = REPO.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = tpose.create_model("transpose_r_a3", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64,
-                               num_keypoints=14, input_size=(64, 48))
+    model = tiny_model("transpose_r_a3", num_keypoints=14, input_size=(64, 48))
     path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
     save_weights(model, path, extra_metadata={"keypoint_set": "lsp14"})
     return path
@@ -75,13 +73,10 @@ def test_explain_writes_figures_and_page(tiny_weights, tmp_path):
     assert list(out.glob("dependency_*.png")) and list(out.glob("dependency_*.npy"))
 
 
+@needs_coco_det
 def test_eval_on_real_detector_boxes_says_which_boxes(tmp_path, capsys):
-    sample = SHARED / "coco-det-sample"
-    if not sample.is_dir():
-        pytest.skip(f"{sample} is absent")
-    torch.manual_seed(0)
-    model = tpose.create_model("transpose_r_a3", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64,
-                               input_size=(64, 48))
+    sample = COCO_DET
+    model = tiny_model("transpose_r_a3", input_size=(64, 48))
     weights = tmp_path / "coco.safetensors"
     save_weights(model, weights, extra_metadata={"keypoint_set": "coco17"})
     args = ["eval", "--weights", str(weights), "--data", "coco", "--ann-file", str(sample / "test_coco.json"),

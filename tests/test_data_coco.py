@@ -10,12 +10,7 @@ from tpose.data.coco import clean_box, load_coco_records
 from tpose.data.detections import load_detection_records
 from tpose.data.records import remap_keypoints, remap_records
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-MINI = DATA / "coco-mini"
-MINI_ANN = MINI / "annotations" / "person_keypoints_train2017.json"
-DET = DATA / "coco-det-sample"
-needs_mini = pytest.mark.skipif(not MINI_ANN.is_file(), reason=f"COCO excerpt not found at {MINI}")
-needs_det = pytest.mark.skipif(not (DET / "test_coco.json").is_file(), reason=f"COCO detections not found at {DET}")
+from .conftest import COCO_DET, COCO_MINI, COCO_MINI_ANN, needs_coco_det, needs_coco_mini
 
 
 def tiny_coco() -> dict:
@@ -37,10 +32,10 @@ def tiny_coco() -> dict:
     }
 
 
-@needs_mini
+@needs_coco_mini
 def test_coco_mini_records() -> None:
-    records, stats = load_coco_records(MINI_ANN, MINI / "train2017")
-    raw = json.loads(MINI_ANN.read_text())
+    records, stats = load_coco_records(COCO_MINI_ANN, COCO_MINI / "train2017")
+    raw = json.loads(COCO_MINI_ANN.read_text())
     expected = [a for a in raw["annotations"] if not a["iscrowd"] and a["num_keypoints"] > 0]
     assert stats["images"] == 80 and stats["annotations"] == 172
     assert stats["kept"] == len(records) == len(expected) == 86
@@ -103,25 +98,26 @@ def test_unreadable_files(tmp_path: Path) -> None:
         load_coco_records(tmp_path / "broken.json", tmp_path)
 
 
-@needs_det
+@needs_coco_det
 def test_detection_records() -> None:
-    dets = json.loads((DET / "test_coco_det_AP_H_56.json").read_text())
-    records = load_detection_records(DET / "test_coco_det_AP_H_56.json", DET, DET / "test_coco.json", 17)
+    dets = json.loads((COCO_DET / "test_coco_det_AP_H_56.json").read_text())
+    records = load_detection_records(COCO_DET / "test_coco_det_AP_H_56.json", COCO_DET, COCO_DET / "test_coco.json", 17)
     assert len(records) == len(dets) == 118
     assert records[0].score == pytest.approx(dets[0]["score"])
     np.testing.assert_allclose(records[0].box, dets[0]["bbox"], rtol=1e-6)
     assert records[0].keypoints.shape == (17, 3) and not records[0].visible.any()
     assert all(Path(r.image_path).is_file() for r in records)
-    confident = load_detection_records(dets, DET, {785: "000000000785.jpg", 40083: "000000040083.jpg",
+    confident = load_detection_records(dets, COCO_DET, {785: "000000000785.jpg", 40083: "000000040083.jpg",
                                                    196141: "000000196141.jpg", 197388: "000000197388.jpg"},
                                        17, min_score=0.5)
     assert len(confident) == sum(d["score"] >= 0.5 for d in dets)
     with pytest.raises(ValueError, match=r"detection \[0\].*image_id 785"):
-        load_detection_records(dets, DET, {1: "x.jpg"}, 17)
+        load_detection_records(dets, COCO_DET, {1: "x.jpg"}, 17)
     with pytest.raises(ValueError, match=r"detection \[1\].*'score'"):
-        load_detection_records([dets[0], {"image_id": 785, "bbox": [0, 0, 1, 1]}], DET, DET / "test_coco.json", 17)
+        load_detection_records([dets[0], {"image_id": 785, "bbox": [0, 0, 1, 1]}], COCO_DET,
+                               COCO_DET / "test_coco.json", 17)
     others = [dict(dets[0], category_id=3)]
-    assert load_detection_records(others, DET, DET / "test_coco.json", 17) == []
+    assert load_detection_records(others, COCO_DET, COCO_DET / "test_coco.json", 17) == []
 
 
 def test_remap_coco_to_lsp() -> None:
@@ -144,9 +140,9 @@ def test_remap_coco_to_lsp() -> None:
         remap_keypoints(kpts[:, :5], COCO17, LSP14)
 
 
-@needs_mini
+@needs_coco_mini
 def test_remap_records_for_an_lsp_model() -> None:
-    records, _ = load_coco_records(MINI_ANN, MINI / "train2017")
+    records, _ = load_coco_records(COCO_MINI_ANN, COCO_MINI / "train2017")
     lsp = remap_records(records[:3], COCO17, LSP14)
     assert all(r.keypoints.shape == (14, 3) for r in lsp)
     np.testing.assert_array_equal(lsp[0].box, records[0].box)

@@ -10,8 +10,7 @@ from tpose.data.crop_cache import CachedCrops
 from tpose.data.keypoint_sets import LSP14
 from tpose.data.lspet import load_lspet_records
 
-LSPET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lspet"
-needs_lspet = pytest.mark.skipif(not (LSPET / "joints.mat").is_file(), reason=f"LSPET not found at {LSPET}")
+from .conftest import LSPET, needs_lspet
 
 
 def smooth_image(height: int, width: int, seed: int) -> np.ndarray:

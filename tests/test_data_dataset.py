@@ -13,8 +13,7 @@ from tpose.data.keypoint_sets import LSP14
 from tpose.data.lspet import load_lspet_records
 from tpose.data.transforms import crop_matrix
 
-LSPET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lspet"
-needs_lspet = pytest.mark.skipif(not (LSPET / "joints.mat").is_file(), reason=f"LSPET not found at {LSPET}")
+from .conftest import LSPET, needs_lspet
 
 
 def synthetic_record(tmp_path: Path, name: str = "person.png", image_id: int = 1) -> PersonRecord:

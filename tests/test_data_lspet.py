@@ -6,8 +6,7 @@ from scipy.io import savemat
 
 from tpose.data.lspet import load_lspet_joints, load_lspet_records, tight_box
 
-LSPET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lspet"
-needs_lspet = pytest.mark.skipif(not (LSPET / "joints.mat").is_file(), reason=f"LSPET not found at {LSPET}")
+from .conftest import LSPET, needs_lspet
 
 
 @needs_lspet

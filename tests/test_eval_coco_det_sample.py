@@ -16,21 +16,19 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-import tpose
 from tpose.codecs import encode_gaussian, flip_heatmaps_back
 from tpose.data import COCO17, PersonRecord, TopDownDataset, affine_points, get_affine_transform
 from tpose.data.coco import load_coco_records
 from tpose.data.detections import load_detection_records
 from tpose.engine.evaluate import evaluate
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco-det-sample"
-GT_JSON = DATA / "test_coco.json"
-DET_JSON = DATA / "test_coco_det_AP_H_56.json"
+from .conftest import COCO_DET, needs_coco_det, tiny_model
+
+GT_JSON = COCO_DET / "test_coco.json"
+DET_JSON = COCO_DET / "test_coco_det_AP_H_56.json"
 IMAGE_SIZE = (128, 96)  # heatmaps 32 x 24
 
-pytestmark = pytest.mark.skipif(
-    not (GT_JSON.is_file() and DET_JSON.is_file()), reason=f"real COCO detector sample not found at {DATA}"
-)
+pytestmark = needs_coco_det
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -66,7 +64,7 @@ class GroundTruthModel(nn.Module):
 
 @pytest.fixture(scope="module")
 def truth() -> list[PersonRecord]:
-    records, _ = load_coco_records(GT_JSON, DATA, COCO17)
+    records, _ = load_coco_records(GT_JSON, COCO_DET, COCO17)
     return records
 
 
@@ -91,7 +89,7 @@ def test_gt_boxes_perfect_model_scores_full_pck_and_ap(truth: list[PersonRecord]
 
 
 def test_detector_boxes_perfect_model_and_duplicates(truth: list[PersonRecord], tmp_path: Path) -> None:
-    detections = load_detection_records(DET_JSON, DATA, GT_JSON, num_keypoints=17)
+    detections = load_detection_records(DET_JSON, COCO_DET, GT_JSON, num_keypoints=17)
     dataset = TopDownDataset(detections, COCO17, input_size=IMAGE_SIZE)
     samples = [dataset[i] for i in range(len(dataset))]
     model = GroundTruthModel(samples, dataset.heatmap_size, truth)
@@ -116,12 +114,9 @@ def test_detector_boxes_perfect_model_and_duplicates(truth: list[PersonRecord], 
 
 
 def test_detector_boxes_with_a_tiny_random_model_runs_end_to_end() -> None:
-    detections = load_detection_records(DET_JSON, DATA, GT_JSON, num_keypoints=17)[:12]
+    detections = load_detection_records(DET_JSON, COCO_DET, GT_JSON, num_keypoints=17)[:12]
     dataset = TopDownDataset(detections, COCO17, input_size=(64, 48))
-    torch.manual_seed(0)
-    model = tpose.create_model(
-        "transpose_r_a3", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64, input_size=(64, 48)
-    )
+    model = tiny_model(input_size=(64, 48))
     report = evaluate(
         model,
         DataLoader(dataset, batch_size=12),

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-import tpose
 from tpose.explain.attention import (
     affected_columns,
     apply_threshold,
@@ -25,13 +24,12 @@ from tpose.explain.attention import (
     upsample_maps,
 )
 
-TINY = dict(num_layers=2, d_model=32, num_heads=2, dim_feedforward=64, input_size=(64, 48))
+from .conftest import tiny_model
 
 
 @pytest.fixture(scope="module")
 def result():
-    torch.manual_seed(0)
-    model = tpose.create_model("transpose_r_a3", **TINY)
+    model = tiny_model("transpose_r_a3", num_layers=2, input_size=(64, 48))
     return model, run_attention(model, torch.randn(1, 3, 64, 48))
 
 

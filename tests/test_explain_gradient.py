@@ -14,7 +14,9 @@ import tpose
 from tpose.explain.figures import grid_size
 from tpose.explain.gradient import gradient_attention_correlation, gradient_figure, head_tokens
 
-TINY = dict(num_layers=1, d_model=32, dim_feedforward=64, input_size=(64, 48))
+from .conftest import tiny_model
+
+SIZE = (64, 48)
 
 
 def _linearised_h_model(crop: torch.Tensor) -> nn.Module:
@@ -23,8 +25,7 @@ def _linearised_h_model(crop: torch.Tensor) -> nn.Module:
     ``reduce`` is rescaled so the tokens of ``crop`` have unit spread: the random backbone's raw features
     are so large that the softmax would saturate to one-hot rows and most gradients would vanish.
     """
-    torch.manual_seed(0)
-    model = tpose.create_model("transpose_h_s", num_heads=1, **TINY).eval()
+    model = tiny_model("transpose_h_s", num_heads=1, input_size=SIZE)
     with torch.no_grad():
         model.reduce.weight /= model.features(crop).std()
     layer = model.global_encoder.layers[-1]
@@ -78,8 +79,7 @@ def test_gradient_matches_the_closed_form():
 
 @pytest.fixture(scope="module")
 def r_result():
-    torch.manual_seed(0)
-    model = tpose.create_model("transpose_r_a3", num_heads=2, **TINY)
+    model = tiny_model("transpose_r_a3", input_size=SIZE)
     model.train()
     torch.manual_seed(2)
     crop = torch.randn(1, 3, 64, 48)
@@ -123,7 +123,7 @@ def test_head_tokens_geometry(r_result):
     assert sorted(zip(*np.nonzero(mask), strict=True)) == [(1, 0), (1, 1), (2, 0), (2, 1)]
     corner = head_tokens(model, (0, 0), (8, 6)).reshape(8, 6)
     assert sorted(zip(*np.nonzero(corner), strict=True)) == [(0, 0)]
-    h_model = tpose.create_model("transpose_h_s", num_heads=1, **TINY)
+    h_model = tiny_model("transpose_h_s", num_heads=1, input_size=SIZE)
     assert np.flatnonzero(head_tokens(h_model, (5, 7), (16, 12))).tolist() == [7 * 12 + 5]
 
 

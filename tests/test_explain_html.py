@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-import tpose
 from tpose.codecs import HEATMAP_STRIDE
 from tpose.data.keypoint_sets import COCO17
 from tpose.explain.attention import (
@@ -36,6 +35,8 @@ from tpose.explain.html_page import (
     write_attention_page,
 )
 
+from .conftest import tiny_model
+
 CHROMIUM = os.environ.get("TPOSE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -46,9 +47,7 @@ H, W = 64, 48
 
 @pytest.fixture(scope="module")
 def view() -> PageView:
-    torch.manual_seed(0)
-    model = tpose.create_model("transpose_r_a3", num_layers=2, d_model=32, num_heads=2, dim_feedforward=64,
-                               input_size=(H, W))
+    model = tiny_model(num_layers=2, input_size=(H, W))
     torch.manual_seed(3)
     crop = torch.randn(1, 3, H, W)
     res = run_attention(model, crop)

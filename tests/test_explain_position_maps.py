@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-import tpose
 from tpose.explain.figures import TITLE_H
 from tpose.explain.position_maps import (
     GAP,
@@ -18,6 +17,8 @@ from tpose.explain.position_maps import (
     save_position_figure,
 )
 from tpose.models.position_encoding import sine_table
+
+from .conftest import tiny_model
 
 
 def test_similarity_maps_of_the_sine_table():
@@ -38,17 +39,14 @@ def test_similarity_maps_of_the_sine_table():
 
 
 def test_model_tables():
-    sine = tpose.create_model("transpose_r_a3", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64,
-                              input_size=(64, 48))
+    sine = tiny_model(input_size=(64, 48))
     assert list(model_position_tables(sine)) == ["sine"]
-    learned = tpose.create_model("transpose_r_a3", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64,
-                                 input_size=(64, 48), pos_embedding="learnable")
+    learned = tiny_model(input_size=(64, 48), pos_embedding="learnable")
     tables = model_position_tables(learned)
     assert list(tables) == ["learnable", "sine"]
     np.testing.assert_array_equal(tables["learnable"], learned.pos_embedding.detach().numpy()[:, 0])
     assert tables["sine"].shape == (48, 32)
-    none = tpose.create_model("transpose_r_a3", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64,
-                              input_size=(64, 48), pos_embedding="none")
+    none = tiny_model(input_size=(64, 48), pos_embedding="none")
     assert model_position_tables(none) == {}
 
 

@@ -8,32 +8,25 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
-import tpose
 from tpose.data.image_io import read_image
 from tpose.explain import run_explain
 from tpose.explain.attention import crop_person, crop_to_token, run_attention, shown_maps
 from tpose.explain.figures import ROW_LABEL_W, TITLE_H, grid_size, overlay_map
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-LSPET_IMAGE = DATA / "lspet" / "images" / "im00001.jpg"
-COCO_DIR = DATA / "coco-det-sample"
+from .conftest import COCO_DET, LSPET, needs_coco_det, needs_lspet, tiny_model
+
+LSPET_IMAGE = LSPET / "images" / "im00001.jpg"
 H, W = 64, 48
+TINY_HERE = {"num_layers": 2, "input_size": (H, W)}  # the shared tiny model with two layers, at 64x48
 
-pytestmark = pytest.mark.skipif(not LSPET_IMAGE.is_file(), reason=f"real data not found at {DATA}")
-
-
-def _tiny(**overrides):
-    torch.manual_seed(0)
-    return tpose.create_model("transpose_r_a3", num_layers=2, d_model=32, num_heads=2, dim_feedforward=64,
-                              input_size=(H, W), **overrides)
+pytestmark = needs_lspet
 
 
 @pytest.fixture(scope="module")
 def explained(tmp_path_factory):
     out = tmp_path_factory.mktemp("explain")
-    model = _tiny(num_keypoints=14)
+    model = tiny_model(**TINY_HERE, num_keypoints=14)
     point = (120.0, 60.0)
     summary = run_explain(LSPET_IMAGE, out, model=model, layers="all", heads="mean", affected=[point],
                           html=out / "page.html", gradient=True)
@@ -107,28 +100,29 @@ def test_gradient_outputs(explained):
 
 
 def test_heads_all_and_last_layer(tmp_path):
-    summary = run_explain(LSPET_IMAGE, tmp_path, model=_tiny(), layers="last", heads="all", positions=False)
+    summary = run_explain(LSPET_IMAGE, tmp_path, model=tiny_model(**TINY_HERE), layers="last", heads="all",
+                          positions=False)
     names = sorted(Path(f).name for f in summary["files"] if f.endswith(".png"))
     assert names == ["dependency_last_head0.png", "dependency_last_head1.png", "dependency_last_mean.png"]
     assert np.load(tmp_path / "dependency_last_head1_tokens.npy").shape == (1, 17, 8, 6)
     assert _png(tmp_path / "dependency_last_head0.png").shape[:2] == grid_size(1, 18, (H, W))
 
 
-@pytest.mark.skipif(not COCO_DIR.is_dir(), reason=f"COCO detection sample not found at {COCO_DIR}")
+@needs_coco_det
 def test_boxes_from_a_detections_file(tmp_path):
     # image 785 has two detections scoring above 0.25 (1.0 and 0.30), matched through its numeric name
-    summary = run_explain(COCO_DIR / "000000000785.jpg", tmp_path, model=_tiny(), min_box_score=0.25,
-                          box=COCO_DIR / "test_coco_det_AP_H_56.json", positions=False)
+    summary = run_explain(COCO_DET / "000000000785.jpg", tmp_path, model=tiny_model(**TINY_HERE), min_box_score=0.25,
+                          box=COCO_DET / "test_coco_det_AP_H_56.json", positions=False)
     assert [round(p["box_score"], 2) for p in summary["persons"]] == [1.0, 0.3]
     assert (tmp_path / "person_01" / "dependency_last_mean.png").is_file()
     with pytest.raises(ValueError, match="image id of im00001.jpg"):
-        run_explain(LSPET_IMAGE, tmp_path, model=_tiny(), box=COCO_DIR / "test_coco_det_AP_H_56.json")
+        run_explain(LSPET_IMAGE, tmp_path, model=tiny_model(**TINY_HERE), box=COCO_DET / "test_coco_det_AP_H_56.json")
 
 
 def test_tpose_weights_bring_their_architecture(tmp_path):
     from tpose.models.checkpoint import save_weights
 
-    path = save_weights(_tiny(num_keypoints=14), tmp_path / "tiny_lsp.safetensors")
+    path = save_weights(tiny_model(**TINY_HERE, num_keypoints=14), tmp_path / "tiny_lsp.safetensors")
     summary = run_explain(LSPET_IMAGE, tmp_path / "out", model="transpose_r_a4", weights=path, positions=False)
     assert summary["input_size"] == [H, W]
     assert summary["persons"][0]["keypoint_names"][-1] == "head_top"
@@ -137,12 +131,12 @@ def test_tpose_weights_bring_their_architecture(tmp_path):
 
 def test_clear_errors(tmp_path):
     with pytest.raises(OSError, match="nope.jpg"):
-        run_explain(tmp_path / "nope.jpg", tmp_path, model=_tiny())
+        run_explain(tmp_path / "nope.jpg", tmp_path, model=tiny_model(**TINY_HERE))
     with pytest.raises(FileNotFoundError, match="missing.safetensors"):
         run_explain(LSPET_IMAGE, tmp_path, weights=tmp_path / "missing.safetensors")
     with pytest.raises(ValueError, match="14 keypoints but the model predicts 17"):
-        run_explain(LSPET_IMAGE, tmp_path, model=_tiny(), keypoint_set="lsp14")
+        run_explain(LSPET_IMAGE, tmp_path, model=tiny_model(**TINY_HERE), keypoint_set="lsp14")
     with pytest.raises(ValueError, match="x, y, w, h"):
-        run_explain(LSPET_IMAGE, tmp_path, model=_tiny(), box=[1, 2, 3])
+        run_explain(LSPET_IMAGE, tmp_path, model=tiny_model(**TINY_HERE), box=[1, 2, 3])
     with pytest.raises(ValueError, match="list of \\(x, y\\) image points"):
-        run_explain(LSPET_IMAGE, tmp_path, model=_tiny(), affected=[1, 2])
+        run_explain(LSPET_IMAGE, tmp_path, model=tiny_model(**TINY_HERE), affected=[1, 2])

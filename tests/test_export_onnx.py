@@ -22,29 +22,18 @@ from tpose.export import (
 )
 from tpose.models.checkpoint import save_weights
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-DET = DATA / "coco-det-sample"
-LSPET = DATA / "lspet" / "images"
-needs_data = pytest.mark.skipif(not (DET.is_dir() and LSPET.is_dir()), reason=f"real test data not found at {DATA}")
+from .conftest import COCO_DET, LSPET, needs_coco_det, needs_lspet, tiny_model
 
 SIZE = (64, 48)
 
 
-def tiny_model(seed: int = 0, num_keypoints: int = 17) -> tpose.TransPose:
-    torch.manual_seed(seed)
-    return tpose.create_model(
-        "transpose_r_a3", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64, input_size=SIZE,
-        num_keypoints=num_keypoints,
-    ).eval()
-
-
 def real_images() -> list[Path]:
-    return sorted(DET.glob("*.jpg")) + [LSPET / f"im0900{i}.jpg" for i in range(1, 5)]
+    return sorted(COCO_DET.glob("*.jpg")) + [LSPET / "images" / f"im0900{i}.jpg" for i in range(1, 5)]
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> tuple[tpose.TransPose, Path]:
-    model = tiny_model()
+    model = tiny_model(input_size=SIZE)
     path = export_onnx(model, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
     return model, path
 
@@ -63,7 +52,8 @@ def test_graph_interface_is_image_in_heatmaps_out_with_dynamic_batch(exported) -
         assert out.shape == (batch, 17, SIZE[0] // 4, SIZE[1] // 4)
 
 
-@needs_data
+@needs_coco_det
+@needs_lspet
 def test_export_matches_pytorch_on_real_images(exported) -> None:
     model, path = exported
     check = check_export(path, model, real_images(), threads=1)
@@ -73,17 +63,18 @@ def test_export_matches_pytorch_on_real_images(exported) -> None:
     assert check.passed
 
 
-@needs_data
+@needs_coco_det
+@needs_lspet
 def test_check_fails_when_the_graph_is_not_the_model(exported) -> None:
     _, path = exported
-    other = tiny_model(seed=1)
+    other = tiny_model(input_size=SIZE, seed=1)
     check = check_export(path, other, real_images()[:3], threads=1)
     assert not check.passed
     assert check.max_keypoint_diff_px > 1.0
 
 
 def test_input_size_is_fixed_at_export_and_mismatches_are_explained(tmp_path) -> None:
-    model = tiny_model()
+    model = tiny_model(input_size=SIZE)
     path = export_onnx(model, tmp_path / "big.onnx", input_size=(128, 96))
     onnx_model = OnnxPoseModel(path, threads=1)
     assert onnx_model.input_size == (128, 96)
@@ -96,7 +87,7 @@ def test_input_size_is_fixed_at_export_and_mismatches_are_explained(tmp_path) ->
 
 
 def test_attention_outputs_match_the_model_per_head_and_averaged(tmp_path) -> None:
-    model = tiny_model()
+    model = tiny_model(input_size=SIZE)
     path = export_onnx(model, tmp_path / "att.onnx", attention=True)
     proto = onnx.load(str(path))
     assert [o.name for o in proto.graph.output] == ["heatmaps", attention_output_name(0)]
@@ -119,7 +110,7 @@ def test_attention_outputs_match_the_model_per_head_and_averaged(tmp_path) -> No
 
 
 def test_metadata_records_keypoint_set_architecture_and_size(tmp_path) -> None:
-    model = tiny_model(num_keypoints=14)
+    model = tiny_model(input_size=SIZE, num_keypoints=14)
     path = export_onnx(model, tmp_path / "lsp.onnx", keypoint_set="lsp14")
     props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     info = json.loads(props["tpose"])
@@ -141,9 +132,10 @@ def test_hrnet_variant_exports_and_matches(tmp_path) -> None:
     assert torch.allclose(got, ref, atol=1e-5 * max(1.0, float(ref.abs().max())))
 
 
-@needs_data
+@needs_coco_det
+@needs_lspet
 def test_run_export_from_a_weights_file_checks_on_real_images(tmp_path) -> None:
-    weights = save_weights(tiny_model(num_keypoints=14), tmp_path / "w.safetensors")
+    weights = save_weights(tiny_model(input_size=SIZE, num_keypoints=14), tmp_path / "w.safetensors")
     out = tmp_path / "exported" / "w.onnx"
     summary = run_export(str(weights), out, verify_images=real_images()[:4], attention="mean")
     assert Path(summary["output"]) == out and out.is_file()
@@ -160,16 +152,16 @@ def test_run_export_raises_when_the_check_fails(tmp_path, monkeypatch) -> None:
     real_check = mod.check_export
 
     def against_another_model(path, model, *args, **kwargs):
-        return real_check(path, tiny_model(seed=3), *args, **kwargs)
+        return real_check(path, tiny_model(input_size=SIZE, seed=3), *args, **kwargs)
 
     monkeypatch.setattr(mod, "check_export", against_another_model)
     with pytest.raises(ExportCheckError, match="disagrees with PyTorch"):
-        run_export(tiny_model(), tmp_path / "m.onnx")
+        run_export(tiny_model(input_size=SIZE), tmp_path / "m.onnx")
     assert (tmp_path / "m.onnx").is_file()  # kept for inspection
 
 
 def test_errors_name_the_problem(tmp_path) -> None:
-    model = tiny_model()
+    model = tiny_model(input_size=SIZE)
     with pytest.raises(ValueError, match="opset must be 17 or newer"):
         export_onnx(model, tmp_path / "a.onnx", opset=13)
     with pytest.raises(ValueError, match="exporter must be one of"):
@@ -191,18 +183,19 @@ def test_errors_name_the_problem(tmp_path) -> None:
         OnnxPoseModel(corrupt)
 
 
-@needs_data
+@needs_coco_det
+@needs_lspet
 def test_check_images_may_mix_folders_and_files(exported) -> None:
     model, path = exported
-    check = check_export(path, model, [str(DET), LSPET / "im09001.jpg"], threads=1)
-    assert check.crops == len(list(DET.glob("*.jpg"))) + 1 and check.passed
+    check = check_export(path, model, [str(COCO_DET), LSPET / "images" / "im09001.jpg"], threads=1)
+    assert check.crops == len(list(COCO_DET.glob("*.jpg"))) + 1 and check.passed
     with pytest.raises(OSError, match="no_such.jpg"):
-        check_export(path, model, [DET / "no_such.jpg"], threads=1)
+        check_export(path, model, [COCO_DET / "no_such.jpg"], threads=1)
 
 
 def test_default_output_is_named_after_the_weights_in_the_working_folder(tmp_path, monkeypatch) -> None:
     """Never beside the weights: for the shipped ones that is inside the installed package (issue 19)."""
-    weights = save_weights(tiny_model(), tmp_path / "run" / "best.safetensors")
+    weights = save_weights(tiny_model(input_size=SIZE), tmp_path / "run" / "best.safetensors")
     monkeypatch.chdir(tmp_path)
     summary = run_export(str(weights), verify=False)
     assert Path(summary["output"]) == tmp_path / "best_64x48.onnx"

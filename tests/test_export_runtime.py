@@ -14,32 +14,22 @@ from tpose.explain.attention import run_attention
 from tpose.export import OnnxPoseModel, export_onnx, session_options
 from tpose.inference.predictor import PosePredictor
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-DET = DATA / "coco-det-sample"
-needs_data = pytest.mark.skipif(not DET.is_dir(), reason=f"real test data not found at {DET}")
+from .conftest import COCO_DET, needs_coco_det, tiny_model
 
 SIZE = (64, 48)
 
 
-def tiny_model(num_keypoints: int = 17) -> tpose.TransPose:
-    torch.manual_seed(0)
-    return tpose.create_model(
-        "transpose_r_a3", num_layers=2, d_model=32, num_heads=2, dim_feedforward=64, input_size=SIZE,
-        num_keypoints=num_keypoints,
-    ).eval()
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> tuple[tpose.TransPose, Path, Path]:
-    model = tiny_model()
+    model = tiny_model(num_layers=2, input_size=SIZE)
     folder = tmp_path_factory.mktemp("rt")
     return model, export_onnx(model, folder / "plain.onnx"), export_onnx(model, folder / "att.onnx", attention=True)
 
 
-@needs_data
+@needs_coco_det
 def test_predictor_gives_the_same_keypoints_with_onnx_as_with_torch(files) -> None:
     model, plain, _ = files
-    image = sorted(DET.glob("*.jpg"))[0]
+    image = sorted(COCO_DET.glob("*.jpg"))[0]
     boxes = [[50.0, 40.0, 200.0, 300.0], [10.0, 10.0, 120.0, 180.0]]
     want = PosePredictor(model, flip_test=True).predict(image, boxes)
     for predictor in (PosePredictor(str(plain), backend="onnx"), PosePredictor(OnnxPoseModel(plain, threads=1))):
@@ -75,7 +65,7 @@ def test_module_calls_that_do_not_apply_change_nothing(files) -> None:
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
 def test_a_file_exported_elsewhere_is_read_off_its_shapes(tmp_path) -> None:
-    model = tiny_model(num_keypoints=14)
+    model = tiny_model(num_layers=2, input_size=SIZE, num_keypoints=14)
     path = tmp_path / "foreign.onnx"
     torch.onnx.export(model, (torch.zeros(1, 3, *SIZE),), str(path), dynamo=False, opset_version=17)
     m = OnnxPoseModel(path, threads=1)

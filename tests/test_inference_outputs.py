@@ -17,17 +17,12 @@ from tpose.inference import PersonPose, PosePredictor, run_predict
 from tpose.inference.draw import draw_poses
 from tpose.inference.results import coco_keypoint_results, image_record, video_record, write_json
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-DET = DATA / "coco-det-sample"
-needs_data = pytest.mark.skipif(not DET.is_dir(), reason=f"real test data not found at {DET}")
+from .conftest import COCO_DET, needs_coco_det, tiny_model
 
 
 @pytest.fixture(scope="module")
 def tiny() -> tpose.TransPose:
-    torch.manual_seed(0)
-    return tpose.create_model(
-        "transpose_r_a3", num_layers=1, d_model=32, num_heads=2, dim_feedforward=64, input_size=(64, 48)
-    ).eval()
+    return tiny_model(input_size=(64, 48))
 
 
 def a_person(points: list[tuple[float, float]], scores: list[float], kset: KeypointSet) -> PersonPose:
@@ -81,7 +76,7 @@ def test_image_and_video_records_are_plain_json() -> None:
     assert again["frames"][0]["persons"][0]["keypoints"]["left_a"] == [1.0, 2.0, 0.9]
 
 
-@needs_data
+@needs_coco_det
 def test_coco_results_load_into_pycocotools(tmp_path: Path) -> None:
     from pycocotools.coco import COCO
 
@@ -89,7 +84,7 @@ def test_coco_results_load_into_pycocotools(tmp_path: Path) -> None:
     results = coco_keypoint_results(785, [person, person])
     assert len(results) == 2 and len(results[0]["keypoints"]) == 51
     path = write_json(tmp_path / "res.json", results, indent=None)
-    gt = COCO(str(DET / "test_coco.json"))
+    gt = COCO(str(COCO_DET / "test_coco.json"))
     dt = gt.loadRes(str(path))
     assert len(dt.getAnnIds(imgIds=[785])) == 2
 
@@ -141,22 +136,22 @@ def test_run_predict_on_a_video_writes_a_video_and_per_frame_json(tiny: tpose.Tr
     assert all(len(f["persons"]) == 1 for f in record["frames"])
 
 
-@needs_data
+@needs_coco_det
 def test_run_predict_with_detections_and_coco_results(tiny: tpose.TransPose, tmp_path: Path) -> None:
     out = tmp_path / "out"
     summary = run_predict(
-        DET,
+        COCO_DET,
         out,
         model=tiny,
-        detections=DET / "test_coco_det_AP_H_56.json",
-        det_gt=DET / "test_coco.json",
+        detections=COCO_DET / "test_coco_det_AP_H_56.json",
+        det_gt=COCO_DET / "test_coco.json",
         min_box_score=0.6,
         nms_threshold=None,
         coco_results=out / "results.json",
         save_images=False,
         progress=False,
     )
-    dets = json.loads((DET / "test_coco_det_AP_H_56.json").read_text())
+    dets = json.loads((COCO_DET / "test_coco_det_AP_H_56.json").read_text())
     expected = sum(d["score"] >= 0.6 for d in dets)
     assert summary["processed"] == 4 and summary["persons"] == expected and summary["unmatched"] == []
     assert summary["outputs"]["images"] == [] and len(summary["outputs"]["json"]) == 4
@@ -181,16 +176,7 @@ def test_run_predict_warns_about_random_weights(tmp_path: Path) -> None:
 def test_weights_files_bring_their_architecture_and_keypoint_set(tmp_path: Path) -> None:
     from tpose.models.checkpoint import save_weights
 
-    torch.manual_seed(1)
-    model = tpose.create_model(
-        "transpose_r_a3",
-        num_layers=1,
-        d_model=32,
-        num_heads=2,
-        dim_feedforward=64,
-        input_size=(64, 48),
-        num_keypoints=3,
-    )
+    model = tiny_model(seed=1, input_size=(64, 48), num_keypoints=3)
     path = save_weights(model, tmp_path / "tri.safetensors", extra_metadata={"keypoint_set": TRIANGLE.to_dict()})
     pred = PosePredictor(path)
     assert pred.keypoint_set.names == TRIANGLE.names and pred.input_size == (64, 48)

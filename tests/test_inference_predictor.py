@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-import tpose
 from tpose.codecs import IMAGENET_MEAN, IMAGENET_STD
 from tpose.data.image_io import ImageReadError, read_image
 from tpose.data.keypoint_sets import COCO17, LSP14
@@ -17,29 +16,14 @@ from tpose.inference.predictor import PersonPose, PosePredictor, person_score
 from tpose.inference.sources import load_detections
 from tpose.models import ModelConfig
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-DET = DATA / "coco-det-sample"
-needs_data = pytest.mark.skipif(not DET.is_dir(), reason=f"real test data not found at {DET}")
+from .conftest import COCO_DET, needs_coco_det, tiny_model
 
 SIZE = (64, 48)  # (H, W) of the tiny models
 
 
-def tiny_model(num_keypoints: int = 17) -> tpose.TransPose:
-    torch.manual_seed(0)
-    return tpose.create_model(
-        "transpose_r_a3",
-        num_layers=1,
-        d_model=32,
-        num_heads=2,
-        dim_feedforward=64,
-        input_size=SIZE,
-        num_keypoints=num_keypoints,
-    )
-
-
 @pytest.fixture(scope="module")
 def predictor() -> PosePredictor:
-    return PosePredictor(tiny_model(), batch_size=4)
+    return PosePredictor(tiny_model(input_size=SIZE), batch_size=4)
 
 
 def _gaussian(h: int, w: int, x: torch.Tensor, y: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
@@ -174,9 +158,9 @@ def test_batching_across_images_matches_one_at_a_time(predictor: PosePredictor) 
     assert predictor.predict(images[0], np.zeros((0, 4))) == []  # an empty box list: nobody
 
 
-@needs_data
+@needs_coco_det
 def test_predict_on_a_real_image_path_and_array_agree(predictor: PosePredictor) -> None:
-    path = DET / "000000000785.jpg"
+    path = COCO_DET / "000000000785.jpg"
     from_path = predictor.predict(path)
     from_array = predictor.predict(read_image(path))
     assert len(from_path) == 1
@@ -189,29 +173,29 @@ def test_predict_on_a_real_image_path_and_array_agree(predictor: PosePredictor) 
     assert d["box"] == [0.0, 0.0, 640.0, 425.0]
 
 
-@needs_data
+@needs_coco_det
 def test_argmax_keypoints_stay_inside_the_crop_window() -> None:
-    pred = PosePredictor(tiny_model(), decode="argmax")
-    (person,) = pred.predict(DET / "000000000785.jpg")
+    pred = PosePredictor(tiny_model(input_size=SIZE), decode="argmax")
+    (person,) = pred.predict(COCO_DET / "000000000785.jpg")
     # the 640x425 image as one box: heightened to 3:4 (853.3 px) and padded by 1.25, centred on the image
     half_w, half_h = 640 * 1.25 / 2, 640 / 0.75 * 1.25 / 2
     assert np.all(np.abs(person.keypoints[:, 0] - 319.5) <= half_w + 0.01)
     assert np.all(np.abs(person.keypoints[:, 1] - 212.0) <= half_h + 0.01)
 
 
-@needs_data
+@needs_coco_det
 def test_boxes_from_a_detection_file(predictor: PosePredictor) -> None:
-    dets = load_detections(DET / "test_coco_det_AP_H_56.json", gt_json=DET / "test_coco.json")
+    dets = load_detections(COCO_DET / "test_coco_det_AP_H_56.json", gt_json=COCO_DET / "test_coco.json")
     boxes, scores = dets.for_image("000000000785.jpg")
     keep = scores >= 0.5
-    persons = predictor.predict(DET / "000000000785.jpg", boxes[keep], scores[keep])
+    persons = predictor.predict(COCO_DET / "000000000785.jpg", boxes[keep], scores[keep])
     assert len(persons) == int(keep.sum()) >= 1
     for person, box, score in zip(persons, boxes[keep], scores[keep], strict=True):
         np.testing.assert_allclose(person.box, box)
         assert person.box_score == pytest.approx(float(score))
         assert person.score == pytest.approx(person_score(person.scores, float(score)))
-    out = list(predictor.predict_path(DET, detections=dets, min_box_score=0.5))
-    assert [name for name, _, _ in out] == sorted(p.name for p in DET.glob("*.jpg"))
+    out = list(predictor.predict_path(COCO_DET, detections=dets, min_box_score=0.5))
+    assert [name for name, _, _ in out] == sorted(p.name for p in COCO_DET.glob("*.jpg"))
     assert len(out[0][2]) == len(persons)
 
 
@@ -233,11 +217,11 @@ def test_person_score_uses_only_confident_keypoints() -> None:
 
 
 def test_keypoint_set_follows_the_model() -> None:
-    assert PosePredictor(tiny_model(14)).keypoint_set is LSP14
-    generic = PosePredictor(tiny_model(5)).keypoint_set
+    assert PosePredictor(tiny_model(input_size=SIZE, num_keypoints=14)).keypoint_set is LSP14
+    generic = PosePredictor(tiny_model(input_size=SIZE, num_keypoints=5)).keypoint_set
     assert generic.names == ("kp0", "kp1", "kp2", "kp3", "kp4")
     with pytest.raises(ValueError, match="keypoint set 'lsp14' has 14 keypoints but the model predicts 17"):
-        PosePredictor(tiny_model(17), keypoint_set="lsp14")
+        PosePredictor(tiny_model(input_size=SIZE, num_keypoints=17), keypoint_set="lsp14")
 
 
 def test_clear_errors(predictor: PosePredictor, tmp_path: Path) -> None:

@@ -20,9 +20,7 @@ from tpose.inference.sources import (
     open_source,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-DET = DATA / "coco-det-sample"
-needs_data = pytest.mark.skipif(not DET.is_dir(), reason=f"real test data not found at {DET}")
+from .conftest import COCO_DET, needs_coco_det
 
 
 def write_image(path: Path, value: int, size: tuple[int, int] = (20, 30)) -> None:
@@ -102,28 +100,28 @@ def test_unreadable_video_names_the_file(tmp_path: Path) -> None:
         open_source(path)
 
 
-@needs_data
+@needs_coco_det
 def test_real_detections_match_files_by_ground_truth_or_stem() -> None:
-    dets = load_detections(DET / "test_coco_det_AP_H_56.json", gt_json=DET / "test_coco.json")
+    dets = load_detections(COCO_DET / "test_coco_det_AP_H_56.json", gt_json=COCO_DET / "test_coco.json")
     assert len(dets) == 118 and sorted(dets.boxes) == [785, 40083, 196141, 197388]
     boxes, scores = dets.for_image("000000000785.jpg")
     assert boxes.shape == (22, 4) and scores.shape == (22,)
     assert np.all(np.diff(scores) <= 0)  # best first
-    records = json.loads((DET / "test_coco_det_AP_H_56.json").read_text())
+    records = json.loads((COCO_DET / "test_coco_det_AP_H_56.json").read_text())
     best = max((r for r in records if r["image_id"] == 785), key=lambda r: r["score"])
     np.testing.assert_allclose(boxes[0], best["bbox"], rtol=1e-6)
-    assert dets.for_image(DET / "000000040083.jpg")[0].shape == (26, 4)
+    assert dets.for_image(COCO_DET / "000000040083.jpg")[0].shape == (26, 4)
     assert dets.for_image(785)[0].shape == (22, 4)
     assert dets.for_image("holiday.jpg") is None  # no id for this name
     assert dets.for_image("000000000001.jpg")[0].shape == (0, 4)  # a known id without boxes
 
-    strict = load_detections(DET / "test_coco_det_AP_H_56.json", min_score=0.9)
+    strict = load_detections(COCO_DET / "test_coco_det_AP_H_56.json", min_score=0.9)
     kept = sum(r["score"] >= 0.9 for r in records)
     assert len(strict) == kept and strict.dropped == 118 - kept
     assert strict.for_image("000000000785.jpg")[1].min() >= 0.9  # matched by the numeric stem
 
 
-@needs_data
+@needs_coco_det
 def test_ground_truth_ids_win_over_the_file_stem(tmp_path: Path) -> None:
     gt = {"images": [{"file_name": "val2017/person.jpg", "id": 785}]}
     (tmp_path / "gt.json").write_text(json.dumps(gt))
@@ -132,7 +130,7 @@ def test_ground_truth_ids_win_over_the_file_stem(tmp_path: Path) -> None:
     assert image_id_for("some/dir/person.jpg", ids) == 785
     assert image_id_for("000000000042.png", ids) == 42
     assert image_id_for("person2.jpg", ids) is None
-    dets = load_detections(DET / "test_coco_det_AP_H_56.json", gt_json=tmp_path / "gt.json")
+    dets = load_detections(COCO_DET / "test_coco_det_AP_H_56.json", gt_json=tmp_path / "gt.json")
     assert isinstance(dets, Detections) and dets.for_image("person.jpg")[0].shape == (22, 4)
 
 

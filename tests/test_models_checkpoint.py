@@ -20,18 +20,13 @@ from tpose.models.checkpoint import (
     save_weights,
 )
 
-TINY = dict(num_layers=1, d_model=32, num_heads=2, dim_feedforward=64)
+from .conftest import TINY, tiny_model
 
 
 @cache
 def released(name: str, **overrides) -> dict[str, torch.Tensor]:
     """A state dict with a registered variant's exact layout (random weights)."""
     return tpose.create_model(name, **overrides).state_dict()
-
-
-def _tiny(seed: int = 0, **overrides) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return tpose.create_model("transpose_r_a3", **{**TINY, **overrides}).eval()
 
 
 def _same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -42,7 +37,7 @@ def _same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
 
 
 def test_safetensors_round_trip(tmp_path: Path) -> None:
-    model = _tiny(pos_embedding="learnable", num_keypoints=14)
+    model = tiny_model(pos_embedding="learnable", num_keypoints=14)
     path = save_weights(model, tmp_path / "run" / "best.safetensors", {"epoch": 7, "keypoint_set": "lsp14"})
     assert sorted(p.name for p in path.parent.iterdir()) == ["best.json", "best.safetensors"]  # no temp files left
     meta = json.loads((tmp_path / "run" / "best.json").read_text())
@@ -60,7 +55,7 @@ def test_safetensors_round_trip(tmp_path: Path) -> None:
 
 
 def test_half_precision_storage_loads_back_as_float32(tmp_path: Path) -> None:
-    model = _tiny(num_keypoints=14)
+    model = tiny_model(num_keypoints=14)
     path = save_weights(model, tmp_path / "w.safetensors", storage_dtype=torch.float16)
     assert (tmp_path / "w.safetensors").stat().st_size < 0.6 * (save_weights(model, tmp_path / "f.safetensors")
                                                                   .stat().st_size)
@@ -75,7 +70,7 @@ def test_half_precision_storage_loads_back_as_float32(tmp_path: Path) -> None:
 
 
 def test_metadata_survives_without_the_json(tmp_path: Path) -> None:
-    model = _tiny()
+    model = tiny_model()
     path = save_weights(model, tmp_path / "w.safetensors")
     path.with_suffix(".json").unlink()
     assert load_model(path).config == model.config
@@ -88,7 +83,7 @@ def test_variant_and_keypoint_set_recorded(tmp_path: Path) -> None:
 
 
 def test_save_weights_rejects_bad_arguments(tmp_path: Path) -> None:
-    model = _tiny()
+    model = tiny_model()
     with pytest.raises(ValueError, match=r"\.safetensors"):
         save_weights(model, tmp_path / "w.pth")
     with pytest.raises(ValueError, match="JSON"):
@@ -111,41 +106,41 @@ def test_released_layout_is_a_plain_state_dict(tmp_path: Path) -> None:
 
 
 def test_custom_pth_without_metadata_asks_for_num_heads(tmp_path: Path) -> None:
-    path = save_released_layout(_tiny(), tmp_path / "custom.pth")
+    path = save_released_layout(tiny_model(), tmp_path / "custom.pth")
     with pytest.raises(CheckpointError, match="num_heads"):
         load_model(path)
     model = tpose.create_model("transpose_r_a3", checkpoint=path, **TINY)
-    _same_state(model, _tiny())
+    _same_state(model, tiny_model())
 
 
 def test_wrappers_and_ddp_prefix(tmp_path: Path) -> None:
-    source = _tiny(seed=1)
+    source = tiny_model(seed=1)
     wrapped = {"epoch": 3, "state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}, "best": 0.7}
     torch.save(wrapped, tmp_path / "train.pth")
-    model = _tiny(seed=2)
+    model = tiny_model(seed=2)
     report = load_weights(model, tmp_path / "train.pth")
     assert report.complete and len(report.loaded) == len(source.state_dict())
     _same_state(model, source)
-    model = _tiny(seed=3)
+    model = tiny_model(seed=3)
     load_weights(model, {"model": source.state_dict()})
     _same_state(model, source)
 
 
 def test_not_a_state_dict_names_the_entries(tmp_path: Path) -> None:
-    torch.save({"epoch": 3, "weights": _tiny().state_dict()}, tmp_path / "odd.pth")
+    torch.save({"epoch": 3, "weights": tiny_model().state_dict()}, tmp_path / "odd.pth")
     with pytest.raises(CheckpointError, match=r"odd\.pth.*'epoch', 'weights'"):
-        load_weights(_tiny(), tmp_path / "odd.pth")
+        load_weights(tiny_model(), tmp_path / "odd.pth")
 
 
 def test_missing_and_corrupt_files_are_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nothing.pth"):
-        load_weights(_tiny(), tmp_path / "nothing.pth")
+        load_weights(tiny_model(), tmp_path / "nothing.pth")
     (tmp_path / "broken.pth").write_bytes(b"\x80\x02garbage" * 10)
     with pytest.raises(CheckpointError, match="broken.pth"):
-        load_weights(_tiny(), tmp_path / "broken.pth")
+        load_weights(tiny_model(), tmp_path / "broken.pth")
     (tmp_path / "broken.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(CheckpointError, match="broken.safetensors"):
-        load_weights(_tiny(), tmp_path / "broken.safetensors")
+        load_weights(tiny_model(), tmp_path / "broken.safetensors")
 
 
 def test_other_variant_names_keys_and_guess() -> None:
@@ -199,17 +194,17 @@ def test_imagenet_classifier_is_pointed_to_imagenet_init() -> None:
         "fc.weight": torch.zeros(1000, 2048),
     }
     with pytest.raises(CheckpointMismatchError, match="init_backbone_from_imagenet"):
-        load_weights(_tiny(), fake)
+        load_weights(tiny_model(), fake)
 
 
 def test_saved_config_is_named_in_the_error(tmp_path: Path) -> None:
-    path = save_weights(_tiny(num_layers=2), tmp_path / "two.safetensors")
+    path = save_weights(tiny_model(num_layers=2), tmp_path / "two.safetensors")
     with pytest.raises(CheckpointMismatchError, match=r"saved from transpose_r_a3 with .*num_layers=2"):
-        load_weights(_tiny(), path)
+        load_weights(tiny_model(), path)
 
 
 def test_learnable_256x192_checkpoint_into_other_size(tmp_path: Path) -> None:
-    source = _tiny(pos_embedding="learnable", input_size=(256, 192))
+    source = tiny_model(pos_embedding="learnable", input_size=(256, 192))
     save_released_layout(source, tmp_path / "learned.pth")
     save_weights(source, tmp_path / "learned.safetensors")
     x = torch.randn(1, 3, 128, 96)
@@ -227,12 +222,12 @@ def test_learnable_256x192_checkpoint_into_other_size(tmp_path: Path) -> None:
 
 def test_pos_embedding_kind_mismatch_is_reported() -> None:
     with pytest.raises(CheckpointMismatchError, match="missing keys \\(1\\): pos_embedding"):
-        load_weights(_tiny(), _tiny(pos_embedding="none").state_dict())
+        load_weights(tiny_model(), tiny_model(pos_embedding="none").state_dict())
 
 
 def test_failed_load_leaves_the_model_untouched() -> None:
-    source = _tiny(num_keypoints=14, input_size=(256, 192)).state_dict()
-    model = _tiny(input_size=(384, 288))
+    source = tiny_model(num_keypoints=14, input_size=(256, 192)).state_dict()
+    model = tiny_model(input_size=(384, 288))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(CheckpointMismatchError, match="num_keypoints=14"):
         load_weights(model, source)

@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import tpose
 from tpose.models.complexity import _custom_flops, count_macs, format_info, measure_peak_memory, model_info
 
-TINY = dict(num_layers=1, d_model=32, num_heads=2, dim_feedforward=64)
+from .conftest import TINY, tiny_model
 
 # multiply-adds per image at 256x192 (conv + matmul), from the reference
 REFERENCE_GMACS = {
@@ -48,7 +48,7 @@ def test_encoder_macs_include_attention() -> None:
 
 def test_real_cpu_forward_counts_the_same() -> None:
     """On CPU the fused attention kernel runs; our formula for it gives the meta-device count."""
-    model = tpose.create_model("transpose_r_a3", **TINY).eval()
+    model = tiny_model()
     counter = FlopCounterMode(display=False, custom_mapping=_custom_flops())
     with counter, torch.no_grad():
         model(torch.randn(1, 3, 64, 48))
@@ -76,7 +76,7 @@ def test_info_at_other_size_and_bad_size() -> None:
 
 
 def test_peak_memory_is_tracked_and_grows_with_batch() -> None:
-    model = tpose.create_model("transpose_h_s", **TINY)
+    model = tiny_model("transpose_h_s").train()
     one = measure_peak_memory(model, (64, 48), batch=1)
     four = measure_peak_memory(model, (64, 48), batch=4)
     input_bytes = 3 * 64 * 48 * 4
@@ -88,7 +88,7 @@ def test_peak_memory_is_tracked_and_grows_with_batch() -> None:
 
 
 def test_info_of_a_model_and_its_table() -> None:
-    model = tpose.create_model("transpose_h_s", **TINY)
+    model = tiny_model("transpose_h_s")
     info = model_info(model, input_size=(64, 48))
     assert info["name"] == "custom" and info["peak_memory_bytes"] > 0
     assert info["memory_device"] == "cpu" and "dispatch" in info["memory_method"]

@@ -11,7 +11,7 @@ from tpose.models.blocks import BasicBlock, Bottleneck, conv3x3, make_layer
 from tpose.models.hrnet import HighResolutionModule, _conv_bn
 from tpose.models.imagenet_init import init_backbone_from_imagenet
 
-TINY = dict(num_layers=1, d_model=32, num_heads=2, dim_feedforward=64)
+from .conftest import TINY
 
 
 class ResNet50Layout(nn.Module):

@@ -9,7 +9,7 @@ import torch
 import tpose
 from tpose.models.position_encoding import resize_learnable, sine_table
 
-TINY = dict(num_layers=1, d_model=32, num_heads=2, dim_feedforward=64)
+from .conftest import TINY, tiny_model
 
 
 def _capture_positions(model: torch.nn.Module) -> list[torch.Tensor | None]:
@@ -22,8 +22,7 @@ def _capture_positions(model: torch.nn.Module) -> list[torch.Tensor | None]:
 @pytest.fixture(scope="module")
 def trained_r() -> torch.nn.Module:
     """A tiny TransPose-R "trained" at 256x192."""
-    torch.manual_seed(0)
-    return tpose.create_model("transpose_r_a3", **TINY, input_size=(256, 192)).eval()
+    return tiny_model(input_size=(256, 192))
 
 
 @pytest.mark.parametrize(("size", "batch"), [((384, 288), 1), ((320, 256), 1), ((128, 96), 2)])
@@ -71,7 +70,7 @@ def test_resize_learnable_keeps_a_constant_table_and_the_same_grid() -> None:
 @pytest.mark.parametrize(("size", "batch"), [((64, 48), 2), ((128, 96), 1)])
 def test_h_model_grid_is_a_quarter_of_the_input(size, batch) -> None:
     h, w = size
-    model = tpose.create_model("transpose_h_s", **TINY).eval()
+    model = tiny_model("transpose_h_s")
     seen = _capture_positions(model)
     with torch.no_grad():
         out, maps = model(torch.randn(batch, 3, h, w), return_attention=True)
@@ -85,7 +84,7 @@ def test_h_model_grid_is_a_quarter_of_the_input(size, batch) -> None:
     ("name", "size", "multiple"), [("transpose_r_a3", (250, 190), 8), ("transpose_h_s", (72, 56), 16)]
 )
 def test_indivisible_size_names_valid_sizes(name, size, multiple) -> None:
-    model = tpose.create_model(name, **TINY).eval()
+    model = tiny_model(name)
     with pytest.raises(ValueError, match=rf"{size[0]}x{size[1]}.*multiples of {multiple}.*256x192"):
         model(torch.randn(1, 3, *size))
     with pytest.raises(ValueError, match=f"multiples of {multiple}"):
@@ -93,7 +92,7 @@ def test_indivisible_size_names_valid_sizes(name, size, multiple) -> None:
 
 
 def test_wrong_channel_count_and_non_tensor_input() -> None:
-    model = tpose.create_model("transpose_r_a3", **TINY).eval()
+    model = tiny_model()
     with pytest.raises(ValueError, match=r"\[B, 3, H, W\].*\(2, 1, 64, 48\)"):
         model(torch.randn(2, 1, 64, 48))
     with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):

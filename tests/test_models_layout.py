@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +10,9 @@ import torch
 import tpose
 from tpose.models.position_encoding import sine_table
 
-SPEC = Path(__file__).resolve().parents[1].parent / "shared" / "spec" / "checkpoint-keys"
+from .conftest import DATA
+
+SPEC = DATA.parent / "spec" / "checkpoint-keys"  # ../shared/spec beside ../shared/data
 
 PARAMS = {
     "transpose_r_a3": 5_195_345,

@@ -7,7 +7,8 @@ import torch
 
 import tpose
 
-TINY = dict(num_layers=1, d_model=32, num_heads=2, dim_feedforward=64)
+from .conftest import TINY
+
 X = torch.randn(2, 3, 64, 48)
 
 

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,9 +20,8 @@ from tpose.engine.schedule import learning_rate
 from tpose.engine.train import train
 from tpose.models.checkpoint import load_model
 
+from .conftest import REPO
 from .synthetic import tiny_train_config, write_coco_dataset
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

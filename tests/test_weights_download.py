@@ -20,7 +20,9 @@ from tpose.weights import WeightsEntry, get_weights, register_weights, unregiste
 from tpose.weights import download as wdownload
 from tpose.weights import files as wfiles
 
-TINY = dict(num_layers=1, d_model=32, num_heads=2, dim_feedforward=64, input_size=(64, 48))
+from .conftest import TINY, tiny_model
+
+TINY_64X48 = {**TINY, "input_size": (64, 48)}  # the shared tiny model, at 64x48
 FILE = "tiny_r_a3_test.pth"
 TAG = "tiny-test"
 
@@ -124,7 +126,7 @@ def _entry(sha256: str | None = None) -> WeightsEntry:
         keypoint_set="coco17",
         input_size=(64, 48),
         train_data="nothing (random initialisation, for tests)",
-        model_overrides=TINY,
+        model_overrides=TINY_64X48,
         sha256=sha256,
     )
 
@@ -139,8 +141,7 @@ def entry():
 @pytest.fixture(scope="module")
 def released(tmp_path_factory) -> tuple[bytes, dict[str, torch.Tensor]]:
     """A tiny TransPose-R-A3 in the released layout (a plain state dict .pth) and its tensors."""
-    torch.manual_seed(0)
-    model = tpose.create_model("transpose_r_a3", **TINY)
+    model = tiny_model(input_size=(64, 48))
     path = save_released_layout(model, tmp_path_factory.mktemp("released") / FILE)
     return path.read_bytes(), {k: v.clone() for k, v in model.state_dict().items()}
 
@@ -168,7 +169,7 @@ def test_first_download_fills_torch_hub_cache_then_cache_works_without_server(se
     assert all(torch.equal(state[k], v) for k, v in tensors.items())
     assert model.metadata["weights"] == f"transpose_r_a3:{TAG}"
     assert model.metadata["keypoint_set"] == "coco17"
-    assert model.config.d_model == TINY["d_model"]
+    assert model.config.d_model == TINY_64X48["d_model"]
 
 
 def test_base_url_argument_and_weights_tag_argument(server, entry, released):
@@ -316,7 +317,7 @@ def test_leftovers_of_killed_downloads_are_never_loaded_and_get_cleaned(server, 
 
 
 def test_cached_file_that_does_not_fit_says_to_delete_it(entry, released, tmp_path):
-    bad = tpose.create_model("transpose_r_a3", **{**TINY, "num_layers": 2})
+    bad = tpose.create_model("transpose_r_a3", **{**TINY_64X48, "num_layers": 2})
     target = wfiles.cache_path(entry)
     target.parent.mkdir(parents=True)
     save_released_layout(bad, target)

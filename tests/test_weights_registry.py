@@ -25,7 +25,8 @@ from tpose.weights import (
 from tpose.weights import download as wdownload
 from tpose.weights import files as wfiles
 
-TINY = dict(num_layers=1, d_model=32, num_heads=2, dim_feedforward=64)
+from .conftest import REPO, TINY, tiny_model
+
 SHIPPED = "transpose_r_a4_lspet_128x96.safetensors"
 SPEC_FILES = {  # /work/shared/spec/transpose-reference.md, "Released checkpoints"
     "transpose_r_a3": "tp_r_256x192_enc3_d256_h1024_mh8.pth",
@@ -46,8 +47,7 @@ def _isolated(tmp_path, monkeypatch):
 @pytest.fixture
 def shipped_dir(tmp_path, monkeypatch) -> tuple[Path, tpose.TransPose]:
     """A stand-in for tpose/weights/ holding a tiny 14-keypoint R-A4 saved as the lead's training run saves it."""
-    torch.manual_seed(1)
-    model = tpose.create_model("transpose_r_a4", num_keypoints=14, input_size=(128, 96), **TINY)
+    model = tiny_model("transpose_r_a4", 1, num_keypoints=14, input_size=(128, 96))
     folder = tmp_path / "package_weights"
     save_weights(
         model,
@@ -98,7 +98,7 @@ def test_pyproject_ships_the_weights_folder():
         pytest.skip("tomllib needs Python 3.11")
     import tomllib
 
-    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    pyproject = REPO / "pyproject.toml"
     data = tomllib.loads(pyproject.read_text())
     patterns = data["tool"]["setuptools"]["package-data"]["tpose"]
     assert "weights/*.safetensors" in patterns and "weights/*.json" in patterns

@@ -2,8 +2,9 @@
 
 Times ``TopDownDataset.__getitem__`` with the released augmentation on real LSPET images, in one
 process (one DataLoader worker does exactly this), at each input size, with and without the crop
-cache. Reports the median over repeats of samples per second and writes
-``benchmarks/results/data_pipeline.{json,md}``.
+cache. Reports the median over repeats of samples per second and writes ``data_pipeline.{json,md}`` into
+``--out`` (default ``benchmarks/results``); LSPET is read from ``--lspet`` (default ``../shared/data/lspet``,
+both relative to the working directory: run it from the repository root).
 
     python benchmarks/bench_data.py --num-samples 300 --repeats 3
 """
@@ -11,13 +12,12 @@ cache. Reports the median over repeats of samples per second and writes
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -26,9 +26,8 @@ import torch
 from tpose.data import LSP14, CropCache, TopDownDataset, load_lspet_records
 from tpose.utils.sizes import parse_size
 
-# run from the repository root: results go to benchmarks/results, data is ../shared/data
-REPO = Path(".")
-DEFAULT_LSPET = Path("..") / "shared" / "data" / "lspet"
+from .common import machine_info, markdown_table
+from .report import load_average_text, measured_on, record_load_after, write_report
 
 
 def time_pass(ds: TopDownDataset, order: np.ndarray) -> float:
@@ -70,58 +69,61 @@ def bench(
     return rows
 
 
-def markdown(rows: list[dict[str, object]], meta: dict[str, object]) -> str:
-    lines = [
-        "# Data pipeline throughput (one worker)",
-        "",
+TITLE = "Data pipeline throughput (one worker)"
+
+
+def markdown(rows: list[dict[str, object]], meta: dict[str, Any]) -> list[str]:
+    """The sections of ``data_pipeline.md`` (below its title): how it was measured, then the table."""
+    m = meta["machine"]
+    head = (
         f"Training samples (released augmentation, Gaussian targets) per second in one process, on the first "
         f"{meta['num_samples']} LSPET images; median of {meta['repeats']} passes. "
-        f"{meta['cpu']}, {meta['cpu_count']} CPUs, load average {meta['load_average']} at start, "
-        f"torch threads {meta['torch_threads']}, OpenCV threads {meta['opencv_threads']}.",
-        "",
-        "| input | crop cache | samples/s | ms/sample | cache build (s) | cache KiB/crop |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['input']} | {r['crop_cache']} | {r['samples_per_s']} | {r['ms_per_sample']} "
-            f"| {r.get('cache_build_s', '')} | {r.get('cache_kib_per_crop', '')} |"
-        )
-    return "\n".join(lines) + "\n"
+        + measured_on(m, f"torch threads {m['torch_threads']}", f"OpenCV threads {meta['opencv_threads']}")
+        + f". {load_average_text(m)}"
+    )
+    headers = ["input", "crop cache", "samples/s", "ms/sample", "cache build (s)", "cache KiB/crop"]
+    table = [[r["input"], r["crop_cache"], r["samples_per_s"], r["ms_per_sample"], r.get("cache_build_s", ""),
+              r.get("cache_kib_per_crop", "")] for r in rows]
+    return [head, markdown_table(headers, table)]
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lspet", type=Path, default=DEFAULT_LSPET, help="LSPET root (joints.mat, images/)")
-    parser.add_argument("--num-samples", type=int, default=300)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--sizes", default="256x192,128x96", help="comma-separated HxW input sizes")
-    parser.add_argument("--storages", default="jpeg,raw", help="crop cache storages to compare (jpeg, raw)")
+    parser.add_argument("--lspet", type=Path, default=Path("..") / "shared" / "data" / "lspet",
+                        help="LSPET root (joints.mat, images/), relative to the working directory "
+                             "(default: %(default)s)")
+    parser.add_argument("--num-samples", type=int, default=300, help="LSPET images timed (default %(default)s)")
+    parser.add_argument("--repeats", type=int, default=3, help="passes over them (default %(default)s)")
+    parser.add_argument("--sizes", default="256x192,128x96", help="comma-separated HxW input sizes "
+                        "(default: %(default)s)")
+    parser.add_argument("--storages", default="jpeg,raw",
+                        help="crop cache storages to compare (jpeg, raw; default: %(default)s)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="crop cache folder (default: a temporary one)")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    args = parser.parse_args(argv)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks") / "results",
+                        help="folder for data_pipeline.json and data_pipeline.md (default: %(default)s)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if not (args.lspet / "joints.mat").is_file():
         raise SystemExit(f"LSPET not found at {args.lspet}; pass --lspet")
     sizes = [parse_size(s) for s in args.sizes.split(",")]
+    machine = machine_info(torch.get_num_threads())
     meta = {
         "num_samples": args.num_samples,
         "repeats": args.repeats,
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "load_average": [round(v, 2) for v in os.getloadavg()],
-        "torch_threads": torch.get_num_threads(),
         "opencv_threads": cv2.getNumThreads(),
         "opencv": cv2.__version__,
-        "numpy": np.__version__,
+        "machine": machine,
     }
     with tempfile.TemporaryDirectory() as tmp:
         rows = bench(args.lspet, sizes, args.num_samples, args.repeats, args.cache_dir or Path(tmp),
                      [x for x in args.storages.split(",") if x])
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "data_pipeline.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
-    table = markdown(rows, meta)
-    (args.out / "data_pipeline.md").write_text(table)
-    print(table)
+    record_load_after(machine, machine["threads"])
+    sections = markdown(rows, meta)
+    write_report(args.out, "data_pipeline", TITLE, {"meta": meta, "results": rows}, sections)
+    print(f"# {TITLE}\n\n" + "\n\n".join(sections))
     return 0
 
 

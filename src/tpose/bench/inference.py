@@ -20,6 +20,10 @@ fresh process per (model, path) that builds the model and runs each batch size i
 (the high-water mark only rises, so each reading is that batch's peak); it includes the interpreter and
 torch (~0.3 GB).
 
+The report judges the goals it is given: ``--goal MODEL@PATH:NEED`` (PATH at least NEED x as fast as the
+reference for MODEL at batch ``--goal-batch``; default: the four of ``DEFAULT_GOALS`` at batch 8, the
+project's goals on its 2-core CPU); ``--no-goals`` judges none.
+
 Run from the repository root, e.g.
 ``python benchmarks/bench_inference.py --models transpose_r_a4 transpose_h_a4 --batch 1 8 --repeats 5``.
 CUDA (``--device cuda``) is written but untested here: torch paths synchronise before each clock read;
@@ -33,7 +37,7 @@ import copy
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,22 +60,23 @@ from .common import (
     run_in_child,
     summarize,
     usable_cores,
-    write_json,
-    write_markdown,
 )
+from .goals import Goal, add_goal_options, goal_lines, goals_asked, goals_section, judged, measured, parse_goal
+from .report import load_average_text, measured_on, record_load_after, write_report
 
 PATHS = ("reference", "torch", "torch_cl", "onnxruntime")
 # measured on request only: compiling takes 30-75 s per model and batch on the 2-core CPU
 EXTRA_PATHS = ("torch_compile",)
-DEFAULT_OUT = Path("benchmarks") / "results"  # relative to the repository root
-# goals at batch 8 on the project's 2-core CPU: minimum speed-up over the reference, per (model, path)
-GOALS = {
-    ("transpose_h_a4", "torch"): 1.3,
-    ("transpose_r_a4", "torch"): 1.0,
-    ("transpose_h_a4", "onnxruntime"): 1.5,
-    ("transpose_r_a4", "onnxruntime"): 1.5,
-}
-GOAL_BATCH = 8
+DEFAULT_OUT = Path("benchmarks") / "results"  # relative to the working directory: run from the repository root
+# the goals judged unless others are given: the minimum speed-up over the reference per (model, path) at
+# batch 8, set for the project's 2-core CPU
+DEFAULT_GOALS = (
+    Goal("transpose_h_a4", "torch", 1.3),
+    Goal("transpose_r_a4", "torch", 1.0),
+    Goal("transpose_h_a4", "onnxruntime", 1.5),
+    Goal("transpose_r_a4", "onnxruntime", 1.5),
+)
+DEFAULT_GOAL_BATCH = 8
 # the reference keeps every layer's [B, L, L] map: skip it where that would take more than this share of RAM
 REFERENCE_MEMORY_SHARE = 0.4
 
@@ -174,6 +179,8 @@ def run_benchmark(
     note: str = "",
     progress: Callable[[str], None] | None = print,
     matmul_size: int = 2048,
+    goals: Sequence[Goal] = DEFAULT_GOALS,
+    goal_batch: int = DEFAULT_GOAL_BATCH,
 ) -> dict[str, Any]:
     """Everything ``tpose bench`` does; returns the results and, unless ``out`` is None, writes
     ``inference-HxW.json`` and ``inference-HxW.md`` into ``out``.
@@ -182,7 +189,8 @@ def run_benchmark(
     ``threads``: torch and ONNX Runtime intra-op threads (default: usable cores); ``paths``: a subset
     of ``PATHS``; ``memory``: also measure peak RSS per (model, path) in a child process; ``note``:
     free text stored with the results (e.g. "another job was running"); ``matmul_size``: n of the
-    n x n x n product that measures the fp32 peak.
+    n x n x n product that measures the fp32 peak; ``goals``: the speed-ups over the reference the report
+    judges, per (model, path), at batch ``goal_batch`` (``Goal(model, path, need)``; () judges none).
     """
 
     say = progress or (lambda _msg: None)
@@ -278,7 +286,7 @@ def run_benchmark(
             row["memory_error"] = res["error"]
         if "gflops" in row:
             row["percent_of_matmul_peak"] = 100 * row["gflops"] / peak
-    machine["load_average_after"] = machine_info(threads).get("load_average")
+    record_load_after(machine, threads)
     results: dict[str, Any] = {
         "benchmark": "inference",
         "input_size": list(input_size),
@@ -292,38 +300,34 @@ def run_benchmark(
         "note": note,
         "seconds": round(time.perf_counter() - started, 1),
         "rows": rows,
-        "goals": _goals(rows),
+        "goal_batch": int(goal_batch),
+        "goals": judge_goals(rows, goals, goal_batch),
     }
     if out is not None:
-        folder = Path(out)
-        stem = f"inference-{input_size[0]}x{input_size[1]}"
-        results["files"] = [str(write_json(folder / f"{stem}.json", results)),
-                            str(write_markdown(folder / f"{stem}.md", "Inference benchmark", _markdown(results)))]
-    goal_text = _goal_text(results["goals"])
-    if goal_text:
-        say(goal_text)
+        results["files"] = write_report(out, f"inference-{input_size[0]}x{input_size[1]}", "Inference benchmark",
+                                        results, _markdown(results))
+    text = goal_text(results["goals"])
+    if text:
+        say(text)
     return results
 
 
-def _goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def judge_goals(rows: Sequence[Mapping[str, Any]], goals: Sequence[Goal], batch: int) -> list[dict[str, Any]]:
+    """Each goal's record: the speed-up over the reference of its (model, path) at ``batch`` (None: not timed)."""
     found = []
-    for (name, path), need in GOALS.items():
-        match = [r for r in rows if r["model"] == name and r["path"] == path and r["batch"] == GOAL_BATCH]
-        got = match[0].get("speedup_vs_reference") if match else None
-        found.append({"model": name, "path": path, "batch": GOAL_BATCH, "need": need, "got": got,
-                      "met": None if got is None else got >= need})
+    for goal in goals:
+        where = {"model": goal.model, "path": goal.at, "batch": batch}
+        found.append(judged(where, goal.need, measured(rows, where)))
     return found
 
 
-def _goal_text(goals: list[dict[str, Any]]) -> str:
-    lines = []
-    for g in goals:
-        if g["got"] is None:
-            continue
-        verdict = "met" if g["met"] else "MISSED"
-        lines.append(f"goal {g['path']} >= {g['need']}x reference for {g['model']} at batch {g['batch']}: "
-                     f"{g['got']:.2f}x ({verdict})")
-    return "\n".join(lines)
+def _describe(goal: Mapping[str, Any]) -> str:
+    return f"goal {goal['path']} >= {goal['need']}x reference for {goal['model']} at batch {goal['batch']}"
+
+
+def goal_text(goals: Sequence[Mapping[str, Any]]) -> str:
+    """One line per measured goal: what it asks, what was measured, met or MISSED."""
+    return "\n".join(goal_lines(goals, _describe))
 
 
 def _mib(n: int | None) -> str:
@@ -335,10 +339,9 @@ def _markdown(results: dict[str, Any]) -> list[str]:
     peak = results["matmul_peak_gflops"]
     h, w = results["input_size"]
     head = [
-        f"Measured {m['time_utc']} UTC on {m['cpu']} ({m['usable_cores']} usable cores, {results['threads']} threads), "
-        f"torch {m['torch']}, onnxruntime {m['onnxruntime']}; input {h}x{w}, fp32, {results['repeats']} interleaved "
-        f"repeats (median), one warm-up call each. Load average before {m.get('load_average')}, "
-        f"after {m.get('load_average_after')}.",
+        measured_on(m, f"{results['threads']} threads")
+        + f", torch {m['torch']}, onnxruntime {m['onnxruntime']}; input {h}x{w}, fp32, {results['repeats']} "
+        f"interleaved repeats (median), one warm-up call each. {load_average_text(m)}",
         f"fp32 matmul peak ({peak['n']}^3 torch.matmul, best of 5): {peak['before']:.1f} GFLOP/s before, "
         f"{peak['after']:.1f} after; % of peak below uses {peak['used']:.1f}.",
     ]
@@ -359,7 +362,6 @@ def _markdown(results: dict[str, Any]) -> list[str]:
             "" if r.get("speedup_vs_reference") is None else f"{r['speedup_vs_reference']:.2f}",
             _mib(r.get("peak_rss_bytes")),
         ])
-    goals = _goal_text(results["goals"])
     paths_doc = (
         "Paths: **reference** = the released formulation (explicit softmax(QK^T)V with the [L, L] matrix and the "
         "head-averaged maps kept, eager, NCHW, torch.no_grad: the same model called with return_attention=True); "
@@ -370,8 +372,8 @@ def _markdown(results: dict[str, Any]) -> list[str]:
         "size in turn, smallest first (so each reading is that batch's peak), interpreter and torch included."
     )
     sections = ["\n\n".join(head), markdown_table(headers, table), paths_doc]
-    if goals:
-        sections.append("Goals (batch 8):\n\n" + "\n".join(f"- {line}" for line in goals.splitlines()))
+    batch = results.get("goal_batch", DEFAULT_GOAL_BATCH)
+    sections.append(goals_section(f"Goals (batch {batch}):", goal_lines(results["goals"], _describe)))
     return sections
 
 
@@ -382,14 +384,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=parse_size, default=(256, 192), help="HxW (default 256x192)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per path (default 5)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: usable cores)")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="folder for the JSON and Markdown results")
+    p.add_argument("--out", default=str(DEFAULT_OUT),
+                   help="folder for the JSON and Markdown results (default: %(default)s)")
     p.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS + EXTRA_PATHS,
                    help=f"which paths to time (default: {' '.join(PATHS)}; also: {' '.join(EXTRA_PATHS)})")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS child processes")
     p.add_argument("--device", default="cpu", help="cpu (tested) or cuda (untested)")
     p.add_argument("--note", default="", help="text stored with the results, e.g. about other jobs running")
     p.add_argument("--matmul-size", type=int, default=2048, help="n of the n^3 matmul measuring the fp32 peak")
+    add_goal_options(p, parse_path_goal, "MODEL@PATH:NEED",
+                     "judge PATH against the reference for MODEL at --goal-batch: at least NEED x", DEFAULT_GOALS)
+    p.add_argument("--goal-batch", type=int, default=DEFAULT_GOAL_BATCH,
+                   help="the batch size at which goals are judged (default %(default)s)")
     return p
+
+
+def _known_path(path: str) -> str:
+    if path not in PATHS + EXTRA_PATHS:
+        raise ValueError(f"unknown path {path!r}; known: {', '.join(PATHS + EXTRA_PATHS)}")
+    return path
+
+
+def parse_path_goal(text: str) -> Goal:
+    """``MODEL@PATH:NEED`` -> a goal for one of the benchmark's paths."""
+    return parse_goal(text, at=_known_path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -398,6 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         models=args.models, batch=args.batch, input_size=args.input_size, repeats=args.repeats,
         threads=args.threads, out=args.out, paths=args.paths, memory=not args.no_memory,
         device=args.device, note=args.note, matmul_size=args.matmul_size,
+        goals=goals_asked(args, DEFAULT_GOALS), goal_batch=args.goal_batch,
     )
     for f in results.get("files", []):
         print(f"wrote {f}")
