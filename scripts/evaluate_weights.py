@@ -47,8 +47,9 @@ def main() -> None:
             report = run_eval(args.weights, flip_test=flip, progress=False, **spec)
             value = next(v for k, v in report["metrics"].items() if k.startswith("PCK"))
             key = f"{name}, {'flip' if flip else 'no flip'}"
+            seconds = round(time.perf_counter() - started, 1)
             reports[key] = {"PCK@0.2": value, "persons": report["num_persons"],
-                            "per_joint": report.get("per_joint_pck"), "seconds": round(time.perf_counter() - started, 1)}
+                            "per_joint": report.get("per_joint_pck"), "seconds": seconds}
             rows.append(f"| {key} | {report['num_persons']} | {value:.4f} |")
             print(rows[-1], flush=True)
     print("\n| data | persons | PCK@0.2 |\n|---|---|---|\n" + "\n".join(rows))
