@@ -15,10 +15,11 @@ order, each to its best-overlapping unmatched target):
   detections count as false positives: the precision there is a lower bound.
 
 Speed: median milliseconds per image of the whole call (letterbox, ONNX Runtime, decoding; stages timed
-too) on real COCO photos decoded beforehand, after warm-up calls, the input sizes interleaved image by
-image; with ONNX Runtime's thread spinning off and on (timed in separate blocks: a spinning pool keeps
-burning its cores for a while after each call, which would slow whichever session runs next), on an idle
-machine and with one other process keeping one core busy (``while True: pass``).
+too) on real COCO photos decoded beforehand, after warm-up calls; with ONNX Runtime's thread spinning off
+and on, on an otherwise idle machine and with one other process keeping one core busy (``while True:
+pass``). One session is alive at a time: a spinning pool keeps burning its cores for a while after each
+call, which would slow whichever session ran next. Each block also records how many cores the other
+processes of the machine kept busy meanwhile, so a disturbed measurement shows as such.
 
 Run from the repository root: ``python benchmarks/bench_detector.py`` (see ``--help``).
 """
@@ -29,6 +30,7 @@ import argparse
 import contextlib
 import hashlib
 import io
+import os
 import shlex
 import statistics
 import subprocess
@@ -202,37 +204,41 @@ def _timed_call(det: YoloxDetector, image: np.ndarray) -> dict[str, float]:
     return {"total": t3 - t0, "preprocess": t1 - t0, "onnxruntime": t2 - t1, "decode": t3 - t2}
 
 
-def time_detectors(
-    detectors: Mapping[str, YoloxDetector], images: Sequence[np.ndarray], warmup: int = 3, rounds: int = 1
-) -> dict[str, dict[str, Any]]:
-    """Per detector: median / p90 milliseconds per image (whole call and stages) over ``rounds`` x images.
+def _machine_busy_seconds() -> float | None:
+    """CPU seconds all processes have used since boot, summed over cores (Linux /proc/stat), or None."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    except (OSError, ValueError, IndexError):
+        return None
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
-    Interleaved image by image, the order of the detectors rotating, after ``warmup`` calls each.
+
+def time_detector(
+    detector: YoloxDetector, images: Sequence[np.ndarray], warmup: int = 3, rounds: int = 1
+) -> dict[str, Any]:
+    """Median / p90 milliseconds per image (whole call and stages) over ``rounds`` x ``images``, after ``warmup``.
+
+    Also ``other_cores``: how many cores the rest of the machine kept busy meanwhile (all CPU time less this
+    process's, per second of wall time), to tell a clean measurement from one disturbed by other jobs.
     """
-    names = list(detectors)
     for _ in range(warmup):
-        for name in names:
-            _timed_call(detectors[name], images[0])
-    samples: dict[str, list[dict[str, float]]] = {name: [] for name in names}
-    k = 0
-    for _ in range(rounds):
-        for image in images:
-            shift = k % len(names)
-            for name in names[shift:] + names[:shift]:
-                samples[name].append(_timed_call(detectors[name], image))
-            k += 1
-    result = {}
-    for name, rows in samples.items():
-        total = sorted(r["total"] for r in rows)
-        result[name] = {
-            "n": len(rows),
-            "ms_median": 1000 * statistics.median(total),
-            "ms_p90": 1000 * total[min(len(total) - 1, int(0.9 * len(total)))],
-            "ms_min": 1000 * total[0],
-            **{f"ms_{stage}": 1000 * statistics.median(r[stage] for r in rows)
-               for stage in ("preprocess", "onnxruntime", "decode")},
-        }
-    return result
+        _timed_call(detector, images[0])
+    busy0, own0, wall0 = _machine_busy_seconds(), time.process_time(), time.perf_counter()
+    rows = [_timed_call(detector, image) for _ in range(rounds) for image in images]
+    busy1, own1, wall1 = _machine_busy_seconds(), time.process_time(), time.perf_counter()
+    total = sorted(r["total"] for r in rows)
+    others = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0 - (own1 - own0)) / (wall1 - wall0))
+    return {
+        "n": len(rows),
+        "ms_median": 1000 * statistics.median(total),
+        "ms_p90": 1000 * total[min(len(total) - 1, int(0.9 * len(total)))],
+        "ms_min": 1000 * total[0],
+        **{f"ms_{stage}": 1000 * statistics.median(r[stage] for r in rows)
+           for stage in ("preprocess", "onnxruntime", "decode")},
+        "other_cores": others,
+        "own_cores": (own1 - own0) / (wall1 - wall0),
+    }
 
 
 @contextmanager
@@ -358,21 +364,17 @@ def _speed(data: Path, model: Path, sizes: Sequence[int], thread_list: Sequence[
     shapes = sorted({im.shape[:2] for im in images})
     rows = []
     for load in ("idle", "one core busy"):
-        for threads in thread_list:
-            for spinning in (False, True):
-                detectors = _detectors(model, sizes, threads, spinning)
-                say(f"timing {', '.join(detectors)} ({load}, {threads} threads, spinning "
-                    f"{'on' if spinning else 'off'}): {len(images)} images x {rounds}...")
-                if load == "idle":
-                    timing = time_detectors(detectors, images, rounds=rounds)
-                else:
-                    with busy_core():
-                        timing = time_detectors(detectors, images, rounds=rounds)
-                for size, t in timing.items():
-                    rows.append({"input_size": int(size), "load": load, "threads": threads, "spinning": spinning,
-                                 **t})
-                    say(f"  {size}: {t['ms_median']:.1f} ms median")
-                del detectors
+        with busy_core() if load != "idle" else contextlib.nullcontext():
+            for threads in thread_list:
+                for spinning in (False, True):
+                    for size in sizes:  # one session alive at a time: a spinning pool would slow its neighbours
+                        det = YoloxDetector(model, input_size=size, score_threshold=SCORE_THRESHOLD,
+                                            nms_threshold=NMS_THRESHOLD, threads=threads, spinning=spinning)
+                        t = time_detector(det, images, rounds=rounds)
+                        del det
+                        rows.append({"input_size": size, "load": load, "threads": threads, "spinning": spinning, **t})
+                        say(f"{size} {load}, {threads} threads, spinning {'on' if spinning else 'off'}: "
+                            f"{t['ms_median']:.1f} ms median, other processes {t['other_cores'] or 0:.2f} cores")
     return {"images": len(images), "image_folder": str(folder), "image_shapes": [list(s) for s in shapes[:5]],
             "rounds": rounds, "rows": rows}
 
@@ -429,15 +431,16 @@ def _markdown(results: dict[str, Any]) -> list[str]:
     if sp.get("rows"):
         rows = [[r["input_size"], r["load"], r["threads"], "on" if r["spinning"] else "off", fmt(r["ms_median"]),
                  fmt(r["ms_p90"]), fmt(r["ms_preprocess"], 2), fmt(r["ms_onnxruntime"]), fmt(r["ms_decode"], 2),
-                 fmt(1000 / r["ms_median"]), r["n"]] for r in sp["rows"]]
+                 fmt(1000 / r["ms_median"]), r["n"], fmt(r.get("other_cores"), 2)] for r in sp["rows"]]
         headers = ["input", "load", "threads", "spinning", "ms/img (median)", "p90", "letterbox", "onnxruntime",
-                   "decode", "img/s", "n"]
+                   "decode", "img/s", "n", "other load (cores)"]
         sections.append("## Speed\n\n" + markdown_table(headers, rows))
         examples = ", ".join(f"{w}x{h}" for h, w in sp["image_shapes"][:3])
         sections.append(
             f"{sp['images']} COCO photos (w x h e.g. {examples}), decoded beforehand; whole call (letterbox + ONNX "
-            f"Runtime + decoding), 3 warm-up calls per session, sizes interleaved image by image; spinning on and off "
-            f"timed in separate blocks. 'one core busy': another process runs `while True: pass` meanwhile. "
+            f"Runtime + decoding), 3 warm-up calls, one session alive at a time. 'one core busy': another process runs "
+            f"`while True: pass` meanwhile. 'other load': cores kept busy by every other process during the block "
+            f"(the busy loop and any hypervisor steal included), from /proc/stat. "
             f"Reference: ~{ref['ms_per_image_416_idle']:.0f} ms at 416 on an idle machine.")
     return sections
 
