@@ -19,7 +19,8 @@ too) on real COCO photos decoded beforehand, after warm-up calls; with ONNX Runt
 and on, on an otherwise idle machine and with one other process keeping one core busy (``while True:
 pass``). One session is alive at a time: a spinning pool keeps burning its cores for a while after each
 call, which would slow whichever session ran next. Each block also records how many cores the other
-processes of the machine kept busy meanwhile, so a disturbed measurement shows as such.
+processes of the machine kept busy meanwhile; every configuration is timed in several blocks and the least
+disturbed one is reported, as the machine is shared with other jobs.
 
 Run from the repository root: ``python benchmarks/bench_detector.py`` (see ``--help``).
 """
@@ -214,21 +215,37 @@ def _machine_busy_seconds() -> float | None:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+def _process_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far (Linux /proc; 0 if it cannot be read)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def time_detector(
-    detector: YoloxDetector, images: Sequence[np.ndarray], warmup: int = 3, rounds: int = 1
+    detector: YoloxDetector, images: Sequence[np.ndarray], warmup: int = 3, rounds: int = 1,
+    load_pids: Sequence[int] = (),
 ) -> dict[str, Any]:
     """Median / p90 milliseconds per image (whole call and stages) over ``rounds`` x ``images``, after ``warmup``.
 
-    Also ``other_cores``: how many cores the rest of the machine kept busy meanwhile (all CPU time less this
-    process's, per second of wall time), to tell a clean measurement from one disturbed by other jobs.
+    Also, per second of wall time: ``own_cores`` (this process), ``load_cores`` (the processes ``load_pids``, a
+    load put there on purpose) and ``other_cores`` (everything else on the machine, hypervisor steal included),
+    which tells a clean measurement from one disturbed by other jobs.
     """
     for _ in range(warmup):
         _timed_call(detector, images[0])
     busy0, own0, wall0 = _machine_busy_seconds(), time.process_time(), time.perf_counter()
+    load0 = sum(_process_cpu_seconds(p) for p in load_pids)
     rows = [_timed_call(detector, image) for _ in range(rounds) for image in images]
     busy1, own1, wall1 = _machine_busy_seconds(), time.process_time(), time.perf_counter()
+    load1 = sum(_process_cpu_seconds(p) for p in load_pids)
+    wall = wall1 - wall0
     total = sorted(r["total"] for r in rows)
-    others = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0 - (own1 - own0)) / (wall1 - wall0))
+    others = None
+    if busy0 is not None and busy1 is not None:
+        others = max(0.0, (busy1 - busy0 - (own1 - own0) - (load1 - load0)) / wall)
     return {
         "n": len(rows),
         "ms_median": 1000 * statistics.median(total),
@@ -236,8 +253,9 @@ def time_detector(
         "ms_min": 1000 * total[0],
         **{f"ms_{stage}": 1000 * statistics.median(r[stage] for r in rows)
            for stage in ("preprocess", "onnxruntime", "decode")},
+        "own_cores": (own1 - own0) / wall,
+        "load_cores": (load1 - load0) / wall,
         "other_cores": others,
-        "own_cores": (own1 - own0) / (wall1 - wall0),
     }
 
 
@@ -273,8 +291,8 @@ def run_benchmark(
     model: str | Path | None = None,
     sizes: Sequence[int] = SIZES,
     threads: int | Sequence[int] | None = None,
-    speed_images: int = 60,
-    rounds: int = 1,
+    speed_images: int = 30,
+    blocks: int = 3,
     accuracy: bool = True,
     speed: bool = True,
     out: str | Path | None = DEFAULT_OUT,
@@ -306,7 +324,7 @@ def run_benchmark(
     if accuracy:
         results["accuracy"] = _accuracy(data, model_path, sizes, thread_list[0], say)
     if speed:
-        results["speed"] = _speed(data, model_path, sizes, thread_list, speed_images, rounds, say)
+        results["speed"] = _speed(data, model_path, sizes, thread_list, speed_images, blocks, say)
     results["machine"]["load_average_after"] = machine_info(thread_list[0]).get("load_average")
     results["seconds"] = round(time.perf_counter() - started, 1)
     tables = _markdown(results)
@@ -353,8 +371,10 @@ def _accuracy(data: Path, model: Path, sizes: Sequence[int], threads: int,
     return acc
 
 
-def _speed(data: Path, model: Path, sizes: Sequence[int], thread_list: Sequence[int], n_images: int, rounds: int,
+def _speed(data: Path, model: Path, sizes: Sequence[int], thread_list: Sequence[int], n_images: int, blocks: int,
            say: Callable[[str], None]) -> dict[str, Any]:
+    """Every (load, threads, spinning, size) timed in ``blocks`` blocks, configurations rotating between blocks;
+    the block that other processes disturbed least is kept (the machine is shared with other jobs)."""
     folder = data / "coco-mini" / "train2017"
     paths = sorted(folder.glob("*.jpg"))[:n_images]
     if not paths:
@@ -362,21 +382,29 @@ def _speed(data: Path, model: Path, sizes: Sequence[int], thread_list: Sequence[
         return {}
     images = [read_image(p) for p in paths]
     shapes = sorted({im.shape[:2] for im in images})
+    configs = [(threads, spinning, size) for threads in thread_list for spinning in (False, True) for size in sizes]
     rows = []
     for load in ("idle", "one core busy"):
-        with busy_core() if load != "idle" else contextlib.nullcontext():
-            for threads in thread_list:
-                for spinning in (False, True):
-                    for size in sizes:  # one session alive at a time: a spinning pool would slow its neighbours
-                        det = YoloxDetector(model, input_size=size, score_threshold=SCORE_THRESHOLD,
-                                            nms_threshold=NMS_THRESHOLD, threads=threads, spinning=spinning)
-                        t = time_detector(det, images, rounds=rounds)
-                        del det
-                        rows.append({"input_size": size, "load": load, "threads": threads, "spinning": spinning, **t})
-                        say(f"{size} {load}, {threads} threads, spinning {'on' if spinning else 'off'}: "
-                            f"{t['ms_median']:.1f} ms median, other processes {t['other_cores'] or 0:.2f} cores")
+        with busy_core() if load != "idle" else contextlib.nullcontext() as pid:
+            timed: dict[tuple[int, bool, int], list[dict[str, Any]]] = {c: [] for c in configs}
+            for k in range(blocks):
+                shift = (k * len(configs)) // blocks
+                for threads, spinning, size in configs[shift:] + configs[:shift]:
+                    # one session alive at a time: a spinning pool would slow whichever session ran next
+                    det = YoloxDetector(model, input_size=size, score_threshold=SCORE_THRESHOLD,
+                                        nms_threshold=NMS_THRESHOLD, threads=threads, spinning=spinning)
+                    t = time_detector(det, images, load_pids=() if pid is None else (pid,))
+                    del det
+                    timed[(threads, spinning, size)].append(t)
+                    say(f"{size} {load}, {threads} threads, spinning {'on' if spinning else 'off'}: "
+                        f"{t['ms_median']:.1f} ms median, other processes {t['other_cores'] or 0:.2f} cores")
+            for (threads, spinning, size), runs in timed.items():
+                best = min(runs, key=lambda t: t["other_cores"] if t["other_cores"] is not None else 0.0)
+                rows.append({"input_size": size, "load": load, "threads": threads, "spinning": spinning, **best,
+                             "blocks_ms_median": [r["ms_median"] for r in runs],
+                             "blocks_other_cores": [r["other_cores"] for r in runs]})
     return {"images": len(images), "image_folder": str(folder), "image_shapes": [list(s) for s in shapes[:5]],
-            "rounds": rounds, "rows": rows}
+            "blocks": blocks, "rows": rows}
 
 
 def _pct(v: float | None) -> str:
@@ -431,16 +459,19 @@ def _markdown(results: dict[str, Any]) -> list[str]:
     if sp.get("rows"):
         rows = [[r["input_size"], r["load"], r["threads"], "on" if r["spinning"] else "off", fmt(r["ms_median"]),
                  fmt(r["ms_p90"]), fmt(r["ms_preprocess"], 2), fmt(r["ms_onnxruntime"]), fmt(r["ms_decode"], 2),
-                 fmt(1000 / r["ms_median"]), r["n"], fmt(r.get("other_cores"), 2)] for r in sp["rows"]]
+                 fmt(1000 / r["ms_median"]), r["n"], fmt(r.get("load_cores"), 2), fmt(r.get("other_cores"), 2),
+                 " / ".join(fmt(v) for v in r.get("blocks_ms_median", []))] for r in sp["rows"]]
         headers = ["input", "load", "threads", "spinning", "ms/img (median)", "p90", "letterbox", "onnxruntime",
-                   "decode", "img/s", "n", "other load (cores)"]
+                   "decode", "img/s", "n", "busy loop (cores)", "other load (cores)", "all blocks (ms)"]
         sections.append("## Speed\n\n" + markdown_table(headers, rows))
         examples = ", ".join(f"{w}x{h}" for h, w in sp["image_shapes"][:3])
         sections.append(
             f"{sp['images']} COCO photos (w x h e.g. {examples}), decoded beforehand; whole call (letterbox + ONNX "
-            f"Runtime + decoding), 3 warm-up calls, one session alive at a time. 'one core busy': another process runs "
-            f"`while True: pass` meanwhile. 'other load': cores kept busy by every other process during the block "
-            f"(the busy loop and any hypervisor steal included), from /proc/stat. "
+            f"Runtime + decoding), 3 warm-up calls, one session alive at a time. Each configuration was timed in "
+            f"{sp['blocks']} blocks (configurations rotating between blocks); the table shows the block least "
+            f"disturbed by other processes (the machine is shared), the last column every block's median. 'one core "
+            f"busy': another process runs `while True: pass` meanwhile ('busy loop': the cores it got). 'other load': "
+            f"cores kept busy by every other process during the block (hypervisor steal included), from /proc/stat. "
             f"Reference: ~{ref['ms_per_image_416_idle']:.0f} ms at 416 on an idle machine.")
     return sections
 
@@ -452,8 +483,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", nargs="+", type=int, default=list(SIZES), help="input sizes (default 320 416 640)")
     p.add_argument("--threads", type=int, nargs="+", default=None,
                    help="intra-op thread counts to time (default: usable cores); accuracy uses the first")
-    p.add_argument("--speed-images", type=int, default=60, help="COCO images timed per configuration (default 60)")
-    p.add_argument("--rounds", type=int, default=1, help="passes over the timed images (default 1)")
+    p.add_argument("--speed-images", type=int, default=30, help="COCO images per timed block (default 30)")
+    p.add_argument("--blocks", type=int, default=3,
+                   help="timed blocks per configuration; the least disturbed one is kept (default 3)")
     p.add_argument("--no-accuracy", action="store_true", help="skip recall/precision")
     p.add_argument("--no-speed", action="store_true", help="skip timing")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="folder for detector.json and detector.md")
@@ -466,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     results = run_benchmark(
         data=args.data, model=args.model, sizes=args.sizes, threads=args.threads, speed_images=args.speed_images,
-        rounds=args.rounds, accuracy=not args.no_accuracy, speed=not args.no_speed, out=args.out, note=args.note,
+        blocks=args.blocks, accuracy=not args.no_accuracy, speed=not args.no_speed, out=args.out, note=args.note,
         command=shlex.join(["python", "benchmarks/bench_detector.py", *argv]),
     )
     for f in results.get("files", []):
