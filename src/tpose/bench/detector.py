@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import hashlib
 import io
+import json
 import os
 import shlex
 import statistics
@@ -295,6 +296,7 @@ def run_benchmark(
     blocks: int = 3,
     accuracy: bool = True,
     speed: bool = True,
+    accuracy_from: str | Path | None = None,
     out: str | Path | None = DEFAULT_OUT,
     note: str = "",
     command: str = "",
@@ -303,6 +305,8 @@ def run_benchmark(
     """Accuracy on coco-mini and LSPET validation and speed per input size; writes detector.json / .md to ``out``.
 
     ``threads``: intra-op thread counts to time (default: the usable cores); accuracy uses the first.
+    ``accuracy_from``: take the accuracy part from an earlier detector.json of the same model file instead
+    (accuracy does not need a quiet machine, timing does: the two can run at different times).
     """
     say = log or (lambda _msg: None)
     started = time.perf_counter()
@@ -321,7 +325,14 @@ def run_benchmark(
         "machine": {**machine_info(thread_list[0]), "cpu_flags": _cpu_flags()},
         "command": command, "note": note,
     }
-    if accuracy:
+    if accuracy_from is not None:
+        earlier = json.loads(Path(accuracy_from).read_text())
+        if earlier.get("model_sha256") != results["model_sha256"] or "accuracy" not in earlier:
+            raise ValueError(f"{accuracy_from}: no accuracy results for the model {model_path} (SHA-256 differs)")
+        results["accuracy"] = earlier["accuracy"]
+        results["accuracy_run"] = {"command": earlier.get("command"), "time_utc": earlier["machine"]["time_utc"],
+                                   "file": str(accuracy_from)}
+    elif accuracy:
         results["accuracy"] = _accuracy(data, model_path, sizes, thread_list[0], say)
     if speed:
         results["speed"] = _speed(data, model_path, sizes, thread_list, speed_images, blocks, say)
@@ -425,6 +436,9 @@ def _markdown(results: dict[str, Any]) -> list[str]:
     ]
     if results.get("command"):
         head.append(f"Command: `{results['command']}`")
+    if results.get("accuracy_run"):
+        run = results["accuracy_run"]
+        head.append(f"Accuracy from an earlier run ({run['time_utc']} UTC): `{run['command']}`")
     if results.get("note"):
         head.append(f"**Note:** {results['note']}")
     sections = ["\n\n".join(head)]
@@ -488,6 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="timed blocks per configuration; the least disturbed one is kept (default 3)")
     p.add_argument("--no-accuracy", action="store_true", help="skip recall/precision")
     p.add_argument("--no-speed", action="store_true", help="skip timing")
+    p.add_argument("--accuracy-from", default=None,
+                   help="reuse the accuracy part of an earlier detector.json (e.g. from a --no-speed run)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="folder for detector.json and detector.md")
     p.add_argument("--note", default="", help="text stored with the results (e.g. how the machine was quieted)")
     return p
@@ -498,7 +514,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     results = run_benchmark(
         data=args.data, model=args.model, sizes=args.sizes, threads=args.threads, speed_images=args.speed_images,
-        blocks=args.blocks, accuracy=not args.no_accuracy, speed=not args.no_speed, out=args.out, note=args.note,
+        blocks=args.blocks, accuracy=not args.no_accuracy, speed=not args.no_speed, accuracy_from=args.accuracy_from,
+        out=args.out, note=args.note,
         command=shlex.join(["python", "benchmarks/bench_detector.py", *argv]),
     )
     for f in results.get("files", []):
