@@ -87,8 +87,8 @@ def test_timing_and_report_plumbing() -> None:
         t = time_detector(det, images, warmup=1, rounds=10, load_pids=(pid,))
     assert t["n"] == 20 and 0 < t["ms_min"] <= t["ms_median"] <= t["ms_p90"]
     assert t["ms_onnxruntime"] < t["ms_median"] + 1e-9
-    # the busy loop gets a good share of a core even on a loaded machine; /proc/stat counts in 10 ms ticks
-    assert t["load_cores"] > 0.3 and t["other_cores"] is not None and t["other_cores"] >= 0
+    # the busy loop gets some share of a core even on a loaded machine (/proc counts in 10 ms ticks)
+    assert t["load_cores"] > 0.05 and t["other_cores"] is not None and t["other_cores"] >= 0
     assert 0 < t["own_cores"] < 1.5  # one thread
     results = {
         "machine": {"time_utc": "now", "cpu": "cpu", "usable_cores": 2, "cpu_flags": {"avx2": True},

@@ -37,7 +37,7 @@ class DetectorModelError(ValueError):
     """A detector model file is unreadable or not of the expected kind; the message names the file."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # array fields: == would be ambiguous
 class PersonBoxes:
     """Detected people of one image: ``boxes`` float32 [N, 4] (x, y, w, h in pixels), ``scores`` float32 [N].
 
