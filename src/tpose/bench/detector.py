@@ -292,8 +292,9 @@ def run_benchmark(
     model: str | Path | None = None,
     sizes: Sequence[int] = SIZES,
     threads: int | Sequence[int] | None = None,
-    speed_images: int = 30,
-    blocks: int = 3,
+    speed_images: int = 20,
+    blocks: int = 4,
+    quiet_wait: float = 60.0,
     accuracy: bool = True,
     speed: bool = True,
     accuracy_from: str | Path | None = None,
@@ -335,7 +336,7 @@ def run_benchmark(
     elif accuracy:
         results["accuracy"] = _accuracy(data, model_path, sizes, thread_list[0], say)
     if speed:
-        results["speed"] = _speed(data, model_path, sizes, thread_list, speed_images, blocks, say)
+        results["speed"] = _speed(data, model_path, sizes, thread_list, speed_images, blocks, quiet_wait, say)
     results["machine"]["load_average_after"] = machine_info(thread_list[0]).get("load_average")
     results["seconds"] = round(time.perf_counter() - started, 1)
     tables = _markdown(results)
@@ -382,10 +383,28 @@ def _accuracy(data: Path, model: Path, sizes: Sequence[int], threads: int,
     return acc
 
 
+def wait_for_quiet(max_seconds: float, threshold: float = 0.2, window: float = 1.0) -> tuple[float, float | None]:
+    """Wait (at most ``max_seconds``) until other processes use under ``threshold`` cores over ``window`` seconds.
+
+    Returns the seconds waited and the last reading (None where /proc/stat cannot be read).
+    """
+    start = time.perf_counter()
+    while True:
+        b0, own0, w0 = _machine_busy_seconds(), time.process_time(), time.perf_counter()
+        time.sleep(window)
+        b1, own1, w1 = _machine_busy_seconds(), time.process_time(), time.perf_counter()
+        if b0 is None or b1 is None:
+            return time.perf_counter() - start, None
+        reading = max(0.0, (b1 - b0 - (own1 - own0)) / (w1 - w0))
+        if reading < threshold or time.perf_counter() - start >= max_seconds:
+            return time.perf_counter() - start, reading
+
+
 def _speed(data: Path, model: Path, sizes: Sequence[int], thread_list: Sequence[int], n_images: int, blocks: int,
-           say: Callable[[str], None]) -> dict[str, Any]:
-    """Every (load, threads, spinning, size) timed in ``blocks`` blocks, configurations rotating between blocks;
-    the block that other processes disturbed least is kept (the machine is shared with other jobs)."""
+           quiet_wait: float, say: Callable[[str], None]) -> dict[str, Any]:
+    """Every (load, threads, spinning, size) timed in ``blocks`` rounds, the configurations rotating between rounds;
+    per configuration the round other processes disturbed least is kept (the machine is shared with other jobs).
+    Before each round of each load, up to ``quiet_wait`` / (2 x blocks) seconds go to waiting for quiet."""
     folder = data / "coco-mini" / "train2017"
     paths = sorted(folder.glob("*.jpg"))[:n_images]
     if not paths:
@@ -394,28 +413,34 @@ def _speed(data: Path, model: Path, sizes: Sequence[int], thread_list: Sequence[
     images = [read_image(p) for p in paths]
     shapes = sorted({im.shape[:2] for im in images})
     configs = [(threads, spinning, size) for threads in thread_list for spinning in (False, True) for size in sizes]
-    rows = []
-    for load in ("idle", "one core busy"):
-        with busy_core() if load != "idle" else contextlib.nullcontext() as pid:
-            timed: dict[tuple[int, bool, int], list[dict[str, Any]]] = {c: [] for c in configs}
-            for k in range(blocks):
-                shift = (k * len(configs)) // blocks
+    loads = ("idle", "one core busy")
+    timed: dict[tuple[str, int, bool, int], list[dict[str, Any]]] = {(ld, *c): [] for ld in loads for c in configs}
+    waited = 0.0
+    for k in range(blocks):
+        shift = (k * len(configs)) // blocks
+        for load in loads:
+            w, reading = wait_for_quiet(quiet_wait / (2 * blocks))
+            waited += w
+            say(f"round {k + 1}/{blocks}, {load}: waited {w:.1f} s for quiet (other processes "
+                f"{'?' if reading is None else f'{reading:.2f}'} cores)")
+            with busy_core() if load != "idle" else contextlib.nullcontext() as pid:
                 for threads, spinning, size in configs[shift:] + configs[:shift]:
                     # one session alive at a time: a spinning pool would slow whichever session ran next
                     det = YoloxDetector(model, input_size=size, score_threshold=SCORE_THRESHOLD,
                                         nms_threshold=NMS_THRESHOLD, threads=threads, spinning=spinning)
                     t = time_detector(det, images, load_pids=() if pid is None else (pid,))
                     del det
-                    timed[(threads, spinning, size)].append(t)
-                    say(f"{size} {load}, {threads} threads, spinning {'on' if spinning else 'off'}: "
+                    timed[(load, threads, spinning, size)].append(t)
+                    say(f"  {size} {load}, {threads} threads, spinning {'on' if spinning else 'off'}: "
                         f"{t['ms_median']:.1f} ms median, other processes {t['other_cores'] or 0:.2f} cores")
-            for (threads, spinning, size), runs in timed.items():
-                best = min(runs, key=lambda t: t["other_cores"] if t["other_cores"] is not None else 0.0)
-                rows.append({"input_size": size, "load": load, "threads": threads, "spinning": spinning, **best,
-                             "blocks_ms_median": [r["ms_median"] for r in runs],
-                             "blocks_other_cores": [r["other_cores"] for r in runs]})
+    rows = []
+    for (load, threads, spinning, size), runs in timed.items():
+        best = min(runs, key=lambda t: t["other_cores"] if t["other_cores"] is not None else 0.0)
+        rows.append({"input_size": size, "load": load, "threads": threads, "spinning": spinning, **best,
+                     "blocks_ms_median": [r["ms_median"] for r in runs],
+                     "blocks_other_cores": [r["other_cores"] for r in runs]})
     return {"images": len(images), "image_folder": str(folder), "image_shapes": [list(s) for s in shapes[:5]],
-            "blocks": blocks, "rows": rows}
+            "blocks": blocks, "seconds_waiting_for_quiet": round(waited, 1), "rows": rows}
 
 
 def _pct(v: float | None) -> str:
@@ -482,11 +507,13 @@ def _markdown(results: dict[str, Any]) -> list[str]:
         sections.append(
             f"{sp['images']} COCO photos (w x h e.g. {examples}), decoded beforehand; whole call (letterbox + ONNX "
             f"Runtime + decoding), 3 warm-up calls, one session alive at a time. Each configuration was timed in "
-            f"{sp['blocks']} blocks (configurations rotating between blocks); the table shows the block least "
-            f"disturbed by other processes (the machine is shared), the last column every block's median. 'one core "
-            f"busy': another process runs `while True: pass` meanwhile ('busy loop': the cores it got). 'other load': "
-            f"cores kept busy by every other process during the block (hypervisor steal included), from /proc/stat. "
-            f"Reference: ~{ref['ms_per_image_416_idle']:.0f} ms at 416 on an idle machine.")
+            f"{sp['blocks']} blocks (configurations rotating between rounds; before each round a wait for the "
+            f"other processes to go quiet: {sp.get('seconds_waiting_for_quiet', 0)} s in all); the table shows "
+            f"the block least disturbed by other processes (the machine is shared), the last column every block's "
+            f"median. 'one core busy': another process runs `while True: pass` meanwhile ('busy loop': the cores "
+            f"it got). 'other load': cores kept busy by every other process during the block (hypervisor steal "
+            f"included), from /proc/stat. Reference: ~{ref['ms_per_image_416_idle']:.0f} ms at 416 on an idle "
+            f"machine.")
     return sections
 
 
@@ -497,9 +524,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", nargs="+", type=int, default=list(SIZES), help="input sizes (default 320 416 640)")
     p.add_argument("--threads", type=int, nargs="+", default=None,
                    help="intra-op thread counts to time (default: usable cores); accuracy uses the first")
-    p.add_argument("--speed-images", type=int, default=30, help="COCO images per timed block (default 30)")
-    p.add_argument("--blocks", type=int, default=3,
-                   help="timed blocks per configuration; the least disturbed one is kept (default 3)")
+    p.add_argument("--speed-images", type=int, default=20, help="COCO images per timed block (default 20)")
+    p.add_argument("--blocks", type=int, default=4,
+                   help="timed blocks per configuration; the least disturbed one is kept (default 4)")
+    p.add_argument("--quiet-wait", type=float, default=60.0,
+                   help="seconds in all to spend waiting for other processes to go quiet (default 60)")
     p.add_argument("--no-accuracy", action="store_true", help="skip recall/precision")
     p.add_argument("--no-speed", action="store_true", help="skip timing")
     p.add_argument("--accuracy-from", default=None,
@@ -514,8 +543,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     results = run_benchmark(
         data=args.data, model=args.model, sizes=args.sizes, threads=args.threads, speed_images=args.speed_images,
-        blocks=args.blocks, accuracy=not args.no_accuracy, speed=not args.no_speed, accuracy_from=args.accuracy_from,
-        out=args.out, note=args.note,
+        blocks=args.blocks, quiet_wait=args.quiet_wait, accuracy=not args.no_accuracy, speed=not args.no_speed,
+        accuracy_from=args.accuracy_from, out=args.out, note=args.note,
         command=shlex.join(["python", "benchmarks/bench_detector.py", *argv]),
     )
     for f in results.get("files", []):
