@@ -15,6 +15,7 @@ from tpose.bench.detector import (
     enlarge_box,
     lspet_targets,
     match_greedy,
+    pick_block,
     score_detections,
     time_detector,
 )
@@ -114,3 +115,12 @@ def test_busy_core_process_is_gone_afterwards() -> None:
         os.kill(pid, 0)  # alive
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_pick_block_prefers_undisturbed_blocks_then_the_median() -> None:
+    runs = [{"ms_median": 30.0, "other_cores": 1.2}, {"ms_median": 12.0, "other_cores": 0.02},
+            {"ms_median": 20.0, "other_cores": 0.0}, {"ms_median": 15.0, "other_cores": 0.05}]
+    assert pick_block(runs)["ms_median"] == 15.0  # of 12 / 15 / 20 (clean), the median; 30 was disturbed
+    assert pick_block(runs[:1])["ms_median"] == 30.0
+    assert pick_block([{"ms_median": 9.0, "other_cores": None}, {"ms_median": 7.0, "other_cores": None}])[
+        "ms_median"] == 7.0
