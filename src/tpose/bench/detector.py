@@ -47,8 +47,10 @@ from typing import Any
 import numpy as np
 
 from ..data.image_io import read_image
-from ..inference.detector import PersonBoxes, PersonDetector, YoloxDetector, usable_cores
+from ..data.lspet import load_lspet_records
+from ..inference.detector import PersonBoxes, PersonDetector, YoloxDetector
 from ..inference.tracking import box_iou
+from ..utils.cores import usable_cores
 from .common import fmt, machine_info, markdown_table, write_json, write_markdown
 
 DEFAULT_DATA = Path("..") / "shared" / "data"  # relative to the repository root
@@ -117,8 +119,6 @@ def lspet_targets(
     root: str | Path, first: int = LSPET_VAL[0], last: int = LSPET_VAL[1], enlarge: float = LSPET_ENLARGE
 ) -> list[ImageTargets]:
     """LSPET images ``first``..``last``, each with one target: its visible-joint box enlarged ``enlarge`` times."""
-    from ..data.lspet import load_lspet_records
-
     empty = np.zeros((0, 4))
     return [ImageTargets(Path(r.image_path), enlarge_box(r.box, enlarge).reshape(1, 4), empty, np.zeros(0, bool))
             for r in load_lspet_records(root, first, last)]

@@ -18,7 +18,6 @@ The official file's input is fixed at 416x416; its graph is size-agnostic, so ot
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
+
+from ..utils.cores import usable_cores
+from ..utils.ort import create_session
 
 YOLOX_STRIDES = (8, 16, 32)
 YOLOX_COLUMNS = 85  # 4 box + 1 objectness + 80 COCO classes
@@ -310,14 +312,6 @@ def _describe(value_info: Any, dims: list[int | str | None]) -> str:
     return f"{elem} [{', '.join('?' if d is None else str(d) for d in dims)}]"
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (its affinity mask), the default thread count."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 class YoloxDetector:
     """People in an RGB image from a YOLOX ONNX file (COCO-80, class 0 = person) on ONNX Runtime.
 
@@ -326,7 +320,7 @@ class YoloxDetector:
     smaller people in large photos). ``threads``: intra-op threads (default: the usable cores).
     ``spinning``: ONNX Runtime's busy-waiting thread pool; off by default because when another process keeps
     a core busy a spinning pool fights it for the core and gets much slower (see benchmarks/results/detector.md).
-    ``providers``: ONNX Runtime execution providers (default CPU only).
+    ``device``: ``cpu``, or ``cuda`` where onnxruntime has the CUDA provider.
 
     The file is checked and one zero image run when loading, so a wrong file fails here, not on the first frame.
     """
@@ -339,10 +333,8 @@ class YoloxDetector:
         nms_threshold: float = 0.45,
         threads: int | None = None,
         spinning: bool = False,
-        providers: Sequence[str] | None = None,
+        device: str = "cpu",
     ) -> None:
-        import onnxruntime as ort
-
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
         if not 0.0 <= nms_threshold <= 1.0:
@@ -357,20 +349,11 @@ class YoloxDetector:
         self.spinning = bool(spinning)
         data, self.model_info = load_yolox_model(self.path, self.input_size)
 
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = 1
-        flag = "1" if self.spinning else "0"
-        so.add_session_config_entry("session.intra_op.allow_spinning", flag)
-        so.add_session_config_entry("session.inter_op.allow_spinning", flag)
-        self.providers = list(providers) if providers is not None else ["CPUExecutionProvider"]
         try:
-            self.session = ort.InferenceSession(data, so, providers=self.providers)
-        except Exception as err:  # ORT raises its own Fail / InvalidGraph / InvalidProtobuf types
+            self.session = create_session(data, self.threads, "all", device, self.spinning, label=str(self.path))
+        except ValueError as err:
             raise DetectorModelError(f"{self.path}: ONNX Runtime cannot load it (corrupt, truncated or not a "
-                                     f"YOLOX file): {_first_line(err)}") from None
+                                     f"YOLOX file): {_first_line(err).split(': ', 1)[-1]}") from None
         self._input_name = self.model_info.input_name
         self._check_output_rows()
 

@@ -25,6 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ..data.keypoint_sets import default_keypoint_set
 
 _FORBIDDEN = 1e6  # the assignment cost of a pair below the IoU gate
 
@@ -248,7 +251,6 @@ class Tracker:
         """(track, detection) pairs from the Hungarian algorithm on 1 - similarity, IoU-gated."""
         if not predicted or boxes.shape[0] == 0:
             return []
-        from scipy.optimize import linear_sum_assignment
 
         track_boxes = np.stack(predicted).astype(np.float64)
         iou = box_iou(track_boxes, boxes)
@@ -273,8 +275,6 @@ class Tracker:
         return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if cost[r, c] < _FORBIDDEN]
 
     def _default_sigmas(self, k: int) -> np.ndarray:
-        from ..data.keypoint_sets import default_keypoint_set
-
         return np.asarray(default_keypoint_set(k).sigmas, dtype=np.float64)
 
     def _observe(self, track: Track, box: np.ndarray, score: float, kpts: np.ndarray | None, frame: int,
