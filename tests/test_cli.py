@@ -46,7 +46,8 @@ def test_predict_writes_json_and_images_and_reports_a_corrupt_file(tiny_weights,
     (folder / "a.jpg").write_bytes((DEMO / "000000000785.jpg").read_bytes())
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
     out = tmp_path / "out"
-    code = main(["predict", str(folder), "--weights", str(tiny_weights), "-o", str(out), "--no-progress"])
+    code = main(["predict", str(folder), "--weights", str(tiny_weights), "-o", str(out), "--no-progress",
+                 "--whole-image"])
     assert code == 1  # something was skipped: reported, the rest finished
     assert "broken.jpg" in capsys.readouterr().err
     record = json.loads((out / "a_pose.json").read_text())

@@ -29,7 +29,7 @@ def explained(tmp_path_factory):
     model = tiny_model(**TINY_HERE, num_keypoints=14)
     point = (120.0, 60.0)
     summary = run_explain(LSPET_IMAGE, out, model=model, layers="all", heads="mean", affected=[point],
-                          html=out / "page.html", gradient=True)
+                          html=out / "page.html", gradient=True, detector=None)
     return out, model, point, summary
 
 
@@ -101,7 +101,7 @@ def test_gradient_outputs(explained):
 
 def test_heads_all_and_last_layer(tmp_path):
     summary = run_explain(LSPET_IMAGE, tmp_path, model=tiny_model(**TINY_HERE), layers="last", heads="all",
-                          positions=False)
+                          positions=False, detector=None)
     names = sorted(Path(f).name for f in summary["files"] if f.endswith(".png"))
     assert names == ["dependency_last_head0.png", "dependency_last_head1.png", "dependency_last_mean.png"]
     assert np.load(tmp_path / "dependency_last_head1_tokens.npy").shape == (1, 17, 8, 6)
@@ -123,7 +123,8 @@ def test_tpose_weights_bring_their_architecture(tmp_path):
     from tpose.models.checkpoint import save_weights
 
     path = save_weights(tiny_model(**TINY_HERE, num_keypoints=14), tmp_path / "tiny_lsp.safetensors")
-    summary = run_explain(LSPET_IMAGE, tmp_path / "out", model="transpose_r_a4", weights=path, positions=False)
+    summary = run_explain(LSPET_IMAGE, tmp_path / "out", model="transpose_r_a4", weights=path, positions=False,
+                          detector=None)
     assert summary["input_size"] == [H, W]
     assert summary["persons"][0]["keypoint_names"][-1] == "head_top"
     assert np.load(tmp_path / "out" / "dependency_last_mean_tokens.npy").shape == (1, 14, 8, 6)
@@ -131,12 +132,12 @@ def test_tpose_weights_bring_their_architecture(tmp_path):
 
 def test_clear_errors(tmp_path):
     with pytest.raises(OSError, match="nope.jpg"):
-        run_explain(tmp_path / "nope.jpg", tmp_path, model=tiny_model(**TINY_HERE))
+        run_explain(tmp_path / "nope.jpg", tmp_path, model=tiny_model(**TINY_HERE), detector=None)
     with pytest.raises(FileNotFoundError, match="missing.safetensors"):
-        run_explain(LSPET_IMAGE, tmp_path, weights=tmp_path / "missing.safetensors")
+        run_explain(LSPET_IMAGE, tmp_path, weights=tmp_path / "missing.safetensors", detector=None)
     with pytest.raises(ValueError, match="14 keypoints but the model predicts 17"):
-        run_explain(LSPET_IMAGE, tmp_path, model=tiny_model(**TINY_HERE), keypoint_set="lsp14")
+        run_explain(LSPET_IMAGE, tmp_path, model=tiny_model(**TINY_HERE), keypoint_set="lsp14", detector=None)
     with pytest.raises(ValueError, match="x, y, w, h"):
         run_explain(LSPET_IMAGE, tmp_path, model=tiny_model(**TINY_HERE), box=[1, 2, 3])
     with pytest.raises(ValueError, match="list of \\(x, y\\) image points"):
-        run_explain(LSPET_IMAGE, tmp_path, model=tiny_model(**TINY_HERE), affected=[1, 2])
+        run_explain(LSPET_IMAGE, tmp_path, model=tiny_model(**TINY_HERE), affected=[1, 2], detector=None)

@@ -31,8 +31,9 @@ def test_predictor_gives_the_same_keypoints_with_onnx_as_with_torch(files) -> No
     model, plain, _ = files
     image = sorted(COCO_DET.glob("*.jpg"))[0]
     boxes = [[50.0, 40.0, 200.0, 300.0], [10.0, 10.0, 120.0, 180.0]]
-    want = PosePredictor(model, flip_test=True).predict(image, boxes)
-    for predictor in (PosePredictor(str(plain), backend="onnx"), PosePredictor(OnnxPoseModel(plain, threads=1))):
+    want = PosePredictor(model, flip_test=True, detector=None).predict(image, boxes)
+    for predictor in (PosePredictor(str(plain), backend="onnx", detector=None),
+                      PosePredictor(OnnxPoseModel(plain, threads=1), detector=None)):
         assert predictor.input_size == SIZE and predictor.keypoint_set.name == "coco17"
         got = predictor.predict(image, boxes)
         assert len(got) == len(want)

@@ -52,7 +52,11 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
+    """tpose with these arguments; predict/explain without boxes take the whole image (no detector file here)."""
+    args = list(argv)
+    if args[0] in ("predict", "explain") and "--detections" not in args and "--boxes" not in args:
+        args.append("--whole-image")
+    code = main(args)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -124,21 +128,21 @@ def test_empty_boxes_of_a_detections_file_are_reported(files, capsys, tmp_path) 
     ],
 )
 def test_predictor_refuses_arrays_it_would_misread(array, match: str) -> None:
-    pred = PosePredictor(tiny_model(input_size=(64, 48)), flip_test=False)
+    pred = PosePredictor(tiny_model(input_size=(64, 48)), flip_test=False, detector=None)
     with pytest.raises(ValueError, match=match) as info:
         pred.predict(array)
     assert "uint8 [H, W, 3]" in str(info.value) or "[0, 1]" in str(info.value)
 
 
 def test_predictor_accepts_grey_alpha_floats_and_bgr() -> None:
-    pred = PosePredictor(tiny_model(input_size=(64, 48)), flip_test=False)
+    pred = PosePredictor(tiny_model(input_size=(64, 48)), flip_test=False, detector=None)
     rgb = np.zeros((40, 30, 3), np.uint8)
     rgb[..., 0] = 200  # red
     base = pred.predict(rgb)[0].keypoints
     np.testing.assert_allclose(pred.predict(rgb.astype(np.float32) / 255.0)[0].keypoints, base, atol=1e-4)
     np.testing.assert_allclose(pred.predict(np.dstack([rgb, np.full((40, 30), 9, np.uint8)]))[0].keypoints, base)
     assert len(pred.predict(rgb[..., 0])) == 1  # grey
-    bgr = PosePredictor(tiny_model(input_size=(64, 48)), flip_test=False, channel_order="bgr")
+    bgr = PosePredictor(tiny_model(input_size=(64, 48)), flip_test=False, channel_order="bgr", detector=None)
     np.testing.assert_allclose(bgr.predict(rgb[..., ::-1].copy())[0].keypoints, base, atol=1e-5)
 
 
@@ -159,7 +163,7 @@ def test_truncated_video_reports_frames_read_against_the_claimed_count(files, ca
 
 
 def test_a_box_outside_the_image_and_a_tiny_image_give_no_person_and_a_warning() -> None:
-    pred = PosePredictor(tiny_model(input_size=(64, 48)), flip_test=False)
+    pred = PosePredictor(tiny_model(input_size=(64, 48)), flip_test=False, detector=None)
     image = np.zeros((50, 40, 3), np.uint8)
     with pytest.warns(UserWarning, match=r"box 1 \[100.0, 100.0, 20.0, 20.0\] lies wholly outside the 40x50 image"):
         persons = pred.predict(image, [[5, 5, 20, 30], [100, 100, 20, 20]])
@@ -327,7 +331,7 @@ def test_folder_progress_bar_counts_skipped_files(files, tmp_path, capsys) -> No
     folder.mkdir()
     (folder / "a.jpg").write_bytes(files["photo"].read_bytes())
     (folder / "b.jpg").write_bytes(b"not a jpeg")
-    code = main(["predict", str(folder), "--weights", str(files["tiny"]), "-o", str(tmp_path / "o")])
+    code = main(["predict", str(folder), "--weights", str(files["tiny"]), "-o", str(tmp_path / "o"), "--whole-image"])
     err = capsys.readouterr().err
     assert code == 1 and "2/2" in err and "skipped" in err and "b.jpg" in err
 

@@ -98,7 +98,8 @@ def test_run_predict_on_a_folder_finishes_past_a_corrupt_image(tiny: tpose.Trans
         assert cv2.imwrite(str(folder / name), img)
     (folder / "zz_corrupt.jpg").write_bytes(rng.integers(0, 255, 500, dtype=np.uint8).tobytes())
     out = tmp_path / "out"
-    summary = run_predict(folder, out, model=tiny, progress=False, coco_results=out / "coco.json", batch_size=2)
+    summary = run_predict(folder, out, model=tiny, progress=False, coco_results=out / "coco.json", batch_size=2,
+                          detector=None)
     assert summary["processed"] == 2 and summary["persons"] == 2 and summary["kind"] == "folder"
     assert len(summary["skipped"]) == 1
     skipped = summary["skipped"][0]
@@ -123,7 +124,7 @@ def test_run_predict_on_a_video_writes_a_video_and_per_frame_json(tiny: tpose.Tr
         cv2.circle(frame, (10 + 8 * i, 24), 6, (255, 255, 255), -1)
         writer.write(frame)
     writer.release()
-    summary = run_predict(path, tmp_path / "out", model=tiny, progress=False, draw_threshold=0.0)
+    summary = run_predict(path, tmp_path / "out", model=tiny, progress=False, draw_threshold=0.0, detector=None)
     assert summary["kind"] == "video" and summary["processed"] == 6
     video = cv2.VideoCapture(summary["outputs"]["video"])
     assert video.isOpened()
@@ -150,6 +151,7 @@ def test_run_predict_with_detections_and_coco_results(tiny: tpose.TransPose, tmp
         coco_results=out / "results.json",
         save_images=False,
         progress=False,
+        detector=None,
     )
     dets = json.loads((COCO_DET / "test_coco_det_AP_H_56.json").read_text())
     expected = sum(d["score"] >= 0.6 for d in dets)
@@ -168,9 +170,9 @@ def test_run_predict_warns_about_random_weights(tmp_path: Path) -> None:
     assert cv2.imwrite(str(img), np.zeros((10, 10, 3), np.uint8))
     with pytest.raises(ValueError, match="unknown model"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        run_predict(img, tmp_path / "out", model="transpose_nope", progress=False)
+        run_predict(img, tmp_path / "out", model="transpose_nope", progress=False, detector=None)
     with pytest.warns(UserWarning, match="random initial weights"), pytest.raises(ValueError):
-        run_predict(img, tmp_path / "out", model="transpose_r_a3", progress=False, input_size=(10, 10))
+        run_predict(img, tmp_path / "out", model="transpose_r_a3", progress=False, input_size=(10, 10), detector=None)
 
 
 def test_weights_files_bring_their_architecture_and_keypoint_set(tmp_path: Path) -> None:
@@ -178,11 +180,11 @@ def test_weights_files_bring_their_architecture_and_keypoint_set(tmp_path: Path)
 
     model = tiny_model(seed=1, input_size=(64, 48), num_keypoints=3)
     path = save_weights(model, tmp_path / "tri.safetensors", extra_metadata={"keypoint_set": TRIANGLE.to_dict()})
-    pred = PosePredictor(path)
+    pred = PosePredictor(path, detector=None)
     assert pred.keypoint_set.names == TRIANGLE.names and pred.input_size == (64, 48)
     image = np.random.default_rng(0).integers(0, 255, (70, 50, 3), dtype=np.uint8)
     (person,) = pred.predict(image)
-    (reference,) = PosePredictor(model.eval(), keypoint_set=TRIANGLE).predict(image)
+    (reference,) = PosePredictor(model.eval(), keypoint_set=TRIANGLE, detector=None).predict(image)
     np.testing.assert_allclose(person.keypoints, reference.keypoints, atol=1e-3)
     assert list(person.to_dict()["keypoints"]) == ["left_a", "right_b", "c"]
 
@@ -202,8 +204,8 @@ def test_onnx_backend_matches_torch(tiny: tpose.TransPose, tmp_path: Path) -> No
     )
     image = np.random.default_rng(1).integers(0, 255, (90, 70, 3), dtype=np.uint8)
     boxes = [[5, 5, 40, 60], [20, 10, 45, 70], [0, 0, 70, 90]]
-    onnx_pred = PosePredictor(path, backend="onnx", keypoint_set="coco17", batch_size=2, decode="argmax")
-    torch_pred = PosePredictor(tiny, batch_size=2, decode="argmax")
+    onnx_pred = PosePredictor(path, backend="onnx", keypoint_set="coco17", batch_size=2, decode="argmax", detector=None)
+    torch_pred = PosePredictor(tiny, batch_size=2, decode="argmax", detector=None)
     assert onnx_pred.input_size == (64, 48)  # read off the ONNX input
     patches = np.stack([torch_pred.crop_patch(image, b)[0] for b in boxes])
     np.testing.assert_allclose(onnx_pred.forward_crops(patches), torch_pred.forward_crops(patches), atol=1e-4)

@@ -23,7 +23,7 @@ SIZE = (64, 48)  # (H, W) of the tiny models
 
 @pytest.fixture(scope="module")
 def predictor() -> PosePredictor:
-    return PosePredictor(tiny_model(input_size=SIZE), batch_size=4)
+    return PosePredictor(tiny_model(input_size=SIZE), batch_size=4, detector=None)
 
 
 def _gaussian(h: int, w: int, x: torch.Tensor, y: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
@@ -75,7 +75,7 @@ def dot_image(h: int, w: int, x: float, y: float, sigma: float = 4.0) -> np.ndar
 
 
 def test_keypoints_map_back_through_the_inverse_crop_affine() -> None:
-    pred = PosePredictor(DotFinder(), flip_test=False)
+    pred = PosePredictor(DotFinder(), flip_test=False, detector=None)
     dot = (123.4, 87.7)
     image = dot_image(200, 300, *dot)
     boxes = np.array(
@@ -97,7 +97,7 @@ def test_keypoints_map_back_through_the_inverse_crop_affine() -> None:
 
 def test_fixed_heatmap_peak_lands_where_the_crop_geometry_says() -> None:
     hx, hy = 5.3, 7.6
-    pred = PosePredictor(FixedPeak(hx, hy), flip_test=False)
+    pred = PosePredictor(FixedPeak(hx, hy), flip_test=False, detector=None)
     box = (40.0, 30.0, 90.0, 150.0)
     (person,) = pred.predict(np.zeros((200, 300, 3), np.uint8), [box], [0.8])
     # independent geometry: box centre, width widened to W/H = 0.75, padded 1.25, heatmap 12x16 spans it
@@ -175,7 +175,7 @@ def test_predict_on_a_real_image_path_and_array_agree(predictor: PosePredictor) 
 
 @needs_coco_det
 def test_argmax_keypoints_stay_inside_the_crop_window() -> None:
-    pred = PosePredictor(tiny_model(input_size=SIZE), decode="argmax")
+    pred = PosePredictor(tiny_model(input_size=SIZE), decode="argmax", detector=None)
     (person,) = pred.predict(COCO_DET / "000000000785.jpg")
     # the 640x425 image as one box: heightened to 3:4 (853.3 px) and padded by 1.25, centred on the image
     half_w, half_h = 640 * 1.25 / 2, 640 / 0.75 * 1.25 / 2
@@ -200,7 +200,7 @@ def test_boxes_from_a_detection_file(predictor: PosePredictor) -> None:
 
 
 def test_oks_nms_merges_duplicate_boxes_of_one_person() -> None:
-    pred = PosePredictor(DotFinder(), flip_test=False)
+    pred = PosePredictor(DotFinder(), flip_test=False, detector=None)
     image = dot_image(200, 300, 123.4, 87.7)
     boxes = [[80, 40, 90, 120], [82, 41, 88, 118], [60, 60, 140, 50]]  # all on the dot; the first two alike
     persons = pred.predict(image, boxes, [0.5, 0.9, 0.7])
@@ -217,11 +217,11 @@ def test_person_score_uses_only_confident_keypoints() -> None:
 
 
 def test_keypoint_set_follows_the_model() -> None:
-    assert PosePredictor(tiny_model(input_size=SIZE, num_keypoints=14)).keypoint_set is LSP14
-    generic = PosePredictor(tiny_model(input_size=SIZE, num_keypoints=5)).keypoint_set
+    assert PosePredictor(tiny_model(input_size=SIZE, num_keypoints=14), detector=None).keypoint_set is LSP14
+    generic = PosePredictor(tiny_model(input_size=SIZE, num_keypoints=5), detector=None).keypoint_set
     assert generic.names == ("kp0", "kp1", "kp2", "kp3", "kp4")
     with pytest.raises(ValueError, match="keypoint set 'lsp14' has 14 keypoints but the model predicts 17"):
-        PosePredictor(tiny_model(input_size=SIZE, num_keypoints=17), keypoint_set="lsp14")
+        PosePredictor(tiny_model(input_size=SIZE, num_keypoints=17), keypoint_set="lsp14", detector=None)
 
 
 def test_clear_errors(predictor: PosePredictor, tmp_path: Path) -> None:
@@ -232,7 +232,7 @@ def test_clear_errors(predictor: PosePredictor, tmp_path: Path) -> None:
     with pytest.raises(ImageReadError, match="nowhere.jpg"):
         predictor.predict(tmp_path / "nowhere.jpg")
     with pytest.raises(ValueError, match="unknown model 'transpose_x'"):
-        PosePredictor("transpose_x")
+        PosePredictor("transpose_x", detector=None)
     with pytest.raises(ValueError, match=r"expected an image path, or a numpy array: uint8 \[H, W, 3\]"):
         predictor.predict(np.zeros((4, 50, 50, 3), np.uint8))
 

@@ -97,8 +97,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         save_images=not args.no_images, save_json=not args.no_json, coco_results=args.coco_results,
         batch_size=args.batch_size, progress=not args.no_progress, keypoint_set=args.keypoint_set,
         input_size=args.input_size, decode=args.decode, draw_boxes=args.draw_boxes, backend=args.backend,
+        detector=None if args.whole_image else args.detector, detector_size=args.det_size,
+        detector_threshold=args.det_threshold,
     )
     print(f"processed {summary['processed']} file(s), {summary['persons']} person(s) -> {args.output_dir}")
+    if summary.get("no_person"):
+        names = summary["no_person"]
+        print(f"no person found in {len(names)} image(s): {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}",
+              file=sys.stderr)
     for item in summary.get("skipped", []):
         print(f"skipped {item['file']}: {item['reason']}", file=sys.stderr)
     if summary.get("unmatched"):
@@ -130,6 +136,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         threshold=args.threshold, affected=args.affected or None, html=args.html, gradient=args.gradient,
         device=args.device, keypoint_set=args.keypoint_set, min_box_score=args.min_box_score,
         positions=not args.no_positions, tile_scale=args.tile_scale,
+        detector=None if args.whole_image else args.detector,
     )
     print(f"explanations written to {args.output_dir}")
     if args.verbose:
@@ -202,6 +209,17 @@ def _add_common_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keypoint-set", help="coco17, lsp14, mpii16 or a YAML/JSON file (default: from the weights)")
 
 
+def _add_detector_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detector", default="auto",
+                   help="who finds the people when no boxes are given: auto (YOLOX-Nano, fetched once into the "
+                        "torch hub cache; TPOSE_DETECTOR=/path/to/yolox_nano.onnx points at a local copy), a YOLOX "
+                        ".onnx file, or none (the whole image is one person)")
+    p.add_argument("--whole-image", action="store_true", help="no detector: the whole image is one person")
+    p.add_argument("--det-size", type=int, default=416, help="detector input side (multiple of 32: 320 faster, "
+                   "640 for small people; default 416)")
+    p.add_argument("--det-threshold", type=float, default=0.3, help="keep detections scoring at least this")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tpose", description="TransPose keypoint localization and explanation")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -229,10 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", nargs="+", help="image(s), a folder, or a video file")
     p.add_argument("-o", "--output-dir", default="outputs/predict")
     _add_common_model_args(p)
-    p.add_argument("--detections", help="COCO detection-results JSON with person boxes (default: whole image)")
+    p.add_argument("--detections", help="COCO detection-results JSON with person boxes (default: the detector)")
+    _add_detector_args(p)
     p.add_argument("--det-gt", help="COCO annotation JSON naming the images of --detections")
     p.add_argument("--min-box-score", type=float, default=0.0)
-    p.add_argument("--nms", type=float, default=0.9, help="OKS-NMS threshold with --detections (0 = off)")
+    p.add_argument("--nms", type=float, default=0.9, help="OKS-NMS threshold of detected persons (0 = off)")
     p.add_argument("--draw-threshold", type=float, default=0.3, help="draw keypoints scoring at least this")
     p.add_argument("--no-flip", action="store_true", help="no flip test (about 2x faster)")
     p.add_argument("--no-images", action="store_true")
@@ -253,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_model_args(p)
     p.add_argument("--box", type=_box, action="append", help="person box x,y,w,h (repeatable; default whole image)")
     p.add_argument("--boxes", help="COCO detection-results JSON with the person boxes")
+    p.add_argument("--detector", default="auto", help="without boxes: auto (YOLOX-Nano), a YOLOX .onnx file, or "
+                   "none (the whole image)")
+    p.add_argument("--whole-image", action="store_true", help="no detector: the whole image is one person")
     p.add_argument("--min-box-score", type=float, default=0.0)
     p.add_argument("--layers", default="last", help="last, all, or comma-separated layer indices")
     p.add_argument("--heads", default="mean", help="mean, all, or one head index")

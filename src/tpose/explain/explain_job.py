@@ -19,6 +19,7 @@ from ..codecs import HEATMAP_STRIDE
 from ..data.image_io import read_image
 from ..data.keypoint_sets import KeypointSet
 from ..factory import load_pose_model, weights_argument
+from ..inference.detector import PersonDetector, default_detector
 from ..inference.sources import load_detections
 from .attention import (
     DEFAULT_THRESHOLD,
@@ -42,10 +43,17 @@ from .position_maps import model_position_tables, save_position_figure
 
 
 def _resolve_boxes(
-    box: Any, image: np.ndarray, image_path: Path, min_box_score: float
+    box: Any, image: np.ndarray, image_path: Path, min_box_score: float, detector: Any = None
 ) -> list[tuple[np.ndarray, float]]:
-    """Person boxes (x, y, w, h) with scores: the whole image, given boxes, or a detections JSON's for this file."""
+    """Person boxes (x, y, w, h) with scores: given boxes, a detections JSON's for this file, the detector's,
+    or the whole image (``detector`` None)."""
     h, w = image.shape[:2]
+    if box is None and detector is not None:
+        found = detector(image).above(min_box_score)
+        if len(found) == 0:
+            raise ValueError(f"{image_path}: the detector found no person; give a box (--box x,y,w,h) or take the "
+                             "whole image (--whole-image)")
+        return [(b, float(s)) for b, s in zip(found.boxes, found.scores, strict=True)]
     if box is None:
         return [(np.array([0.0, 0.0, w, h], dtype=np.float32), 1.0)]
     if isinstance(box, (str, Path)):
@@ -108,15 +116,17 @@ def run_explain(
     positions: bool = True,
     tile_scale: float = 1.0,
     *,
+    detector: str | Path | PersonDetector | None = "auto",
     checkpoint: str | Path | None = None,
 ) -> dict[str, Any]:
     """Explain the predictions for the people in one image; returns (and writes as summary.json) what was made.
 
-    ``box``: None = the whole image; (x, y, w, h) or a list of them; or a COCO detection-results JSON whose
-    person boxes for this file (matched by its numeric name, scores >= ``min_box_score``) are used. With
-    several people, each gets a ``person_NN`` folder. ``layers``: "last", "all" or indices; ``heads``: "mean",
-    "all" (mean, then each head, one figure each) or one index. ``affected``: image points whose affected
-    areas (attention columns) to draw. ``html``: path of the interactive page (all layers; heads as chosen).
+    ``box``: (x, y, w, h) or a list of them; or a COCO detection-results JSON whose person boxes for this
+    file (matched by its numeric name, scores >= ``min_box_score``) are used; None: the persons ``detector``
+    finds ("auto": YOLOX-Nano; a YOLOX .onnx path; a PersonDetector), or the whole image with
+    ``detector=None``. With several people, each gets a ``person_NN`` folder. ``layers``: "last", "all" or
+    indices; ``heads``: "mean", "all" (mean, then each head, one figure each) or one index. ``affected``:
+    image points whose affected areas (attention columns) to draw. ``html``: path of the interactive page (all layers; heads as chosen).
     ``gradient``: also run the gradient analysis of supplementary D.
     """
     if affected is not None:
@@ -133,7 +143,11 @@ def run_explain(
         raise ValueError(f"{loaded.weights}: this ONNX export has no attention outputs, which explain needs: export "
                          "it with `tpose export --attention`, or explain the PyTorch weights")
     image = read_image(image_path)
-    boxes = _resolve_boxes(box, image, image_path, min_box_score)
+    finder = None
+    if box is None and detector is not None:  # the people are found as tpose predict finds them
+        finder = detector if isinstance(detector, PersonDetector) else default_detector(
+            None if str(detector) == "auto" else detector)
+    boxes = _resolve_boxes(box, image, image_path, min_box_score, finder)
     input_hw = loaded.input_size
     summary: dict[str, Any] = {
         "image": str(image_path),

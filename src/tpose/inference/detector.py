@@ -28,6 +28,8 @@ import numpy as np
 
 from ..utils.cores import usable_cores
 from ..utils.ort import create_session
+from ..weights.download import resolve_file
+from ..weights.registry import YOLOX_NANO
 
 YOLOX_STRIDES = (8, 16, 32)
 YOLOX_COLUMNS = 85  # 4 box + 1 objectness + 80 COCO classes
@@ -398,3 +400,23 @@ class YoloxDetector:
         h, w = self.input_size
         return (f"YoloxDetector({str(self.path)!r}, input_size=({h}, {w}), score_threshold={self.score_threshold}, "
                 f"nms_threshold={self.nms_threshold}, threads={self.threads}, spinning={self.spinning})")
+
+
+WHOLE_IMAGE_HINT = ("or take the whole image as one person: --detector none (PosePredictor(detector=None)); or give "
+                    "boxes: --detections FILE")
+
+
+def default_detector(
+    path: str | Path | None = None,
+    input_size: int | Sequence[int] = 416,
+    score_threshold: float = 0.3,
+    nms_threshold: float = 0.45,
+    threads: int | None = None,
+    offline: bool | None = None,
+) -> YoloxDetector:
+    """YOLOX-Nano, tpose's person detector: ``path``, else ``$TPOSE_DETECTOR``, ``$TPOSE_WEIGHTS_DIR`` or the
+    torch hub cache, else downloaded once from the official release (size and SHA-256 checked). Offline, it
+    fails at once with the URL, the exact cache path, the variable that points tpose at a local copy and how
+    to go without a detector."""
+    file = resolve_file(YOLOX_NANO, path, offline=offline, extra_help=[f"  {WHOLE_IMAGE_HINT}."])
+    return YoloxDetector(file, input_size, score_threshold, nms_threshold, threads)

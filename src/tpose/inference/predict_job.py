@@ -16,6 +16,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data.keypoint_sets import KeypointSet
+from .detector import PersonDetector, default_detector
 from .draw import draw_poses
 from .predictor import PersonPose, PosePredictor
 from .results import coco_keypoint_results, image_record, video_record, write_json
@@ -44,20 +45,31 @@ def run_predict(
     decode: str = "dark",
     draw_boxes: bool = False,
     backend: str | None = None,
+    detector: str | Path | PersonDetector | None = "auto",
+    detector_size: int = 416,
+    detector_threshold: float = 0.3,
 ) -> dict[str, Any]:
     """Everything ``tpose predict`` does; returns the summary (``status`` 0 when everything was read).
 
     Writes ``<stem>_pose.jpg`` and ``<stem>_pose.json`` per image, or ``<stem>_pose.mp4`` and one
     ``<stem>_pose.json`` with every frame for a video, into ``output_dir``; ``coco_results`` names an
-    optional COCO keypoint results file. With ``detections``, persons pass OKS-NMS at ``nms_threshold``
-    (None: off). The summary lists skipped files, images the detections do not name, dropped boxes, and
-    for a video the frames read against the count its container claims.
+    optional COCO keypoint results file. Persons come from ``detections`` (a COCO detection-results file),
+    else from ``detector`` ("auto": YOLOX-Nano at ``detector_size`` keeping boxes scoring at least
+    ``detector_threshold``; a YOLOX .onnx path; a PersonDetector; None: the whole image as one person); they
+    pass OKS-NMS at ``nms_threshold`` (None: off). The summary lists skipped files, images the detections do
+    not name, dropped boxes, images in which nobody was found, and for a video the frames read against the
+    count its container claims.
     """
     started = time.perf_counter()
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if detections is not None or detector is None or isinstance(detector, PersonDetector):
+        finder = None if detections is not None else detector
+    else:  # built now, so that a missing detector file fails before any work
+        finder = default_detector(None if str(detector) == "auto" else detector, detector_size, detector_threshold)
     predictor = PosePredictor(model, weights, keypoint_set=keypoint_set, device=device, input_size=input_size,
-                              flip_test=flip_test, decode=decode, batch_size=batch_size, backend=backend)
+                              flip_test=flip_test, decode=decode, batch_size=batch_size, backend=backend,
+                              detector=finder, nms_threshold=nms_threshold)
     kset = predictor.keypoint_set
     source = open_source(input, skip_errors=True)
     dets = load_detections(detections, gt_json=det_gt) if detections is not None else None
@@ -72,9 +84,12 @@ def run_predict(
     writer = None
     processed = persons_total = 0
     bar = tqdm(total=len(source) or None, disable=not progress, unit="frame" if is_video else "img", desc="predict")
+    empty_images: list[str] = []
     try:
         nms = nms_threshold if dets is not None else None
         for frame, persons in predictor.predict_frames(source, dets, min_box_score, nms):
+            if not persons and not is_video:
+                empty_images.append(frame.name)
             processed += 1
             persons_total += len(persons)
             bar.n = processed + (0 if is_video else len(source.skipped))  # skipped files count as done
@@ -132,10 +147,10 @@ def run_predict(
         "backend": predictor.backend,
         "keypoint_set": kset.name,
         "boxes": (
-            f"detections from {detections} (score >= {min_box_score}, OKS-NMS {nms_threshold})"
-            if dets is not None
-            else "whole image"
+            f"detections from {detections} (score >= {min_box_score}, OKS-NMS {nms_threshold})" if dets is not None
+            else f"detector {finder!r} (OKS-NMS {nms_threshold})" if finder is not None else "whole image"
         ),
+        "no_person": empty_images,  # images in which nobody was found
         "processed": processed,
         "persons": persons_total,
         "skipped": [s.to_dict() for s in source.skipped],

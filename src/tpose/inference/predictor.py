@@ -21,6 +21,7 @@ from ..codecs import PIXEL_STD, normalize_batch
 from ..data.keypoint_sets import KeypointSet
 from ..engine.metrics import oks_nms, rescore
 from ..factory import load_pose_model, weights_argument
+from .detector import PersonBoxes, PersonDetector, default_detector
 from .images import as_rgb_image, check_boxes
 from .results import person_record
 from .sources import Detections, Frame, ImageSource, load_detections, open_source
@@ -61,7 +62,11 @@ class PosePredictor:
     ``model`` nor ``weights`` the weights shipped with tpose are used. ``input_size`` is (H, W), by default
     the weights'. The keypoint set comes from ``keypoint_set``, else the weights' metadata, else the
     keypoint count (see ``tpose.load_pose_model``). Images are RGB; ``channel_order="bgr"`` takes OpenCV's.
-    ``checkpoint=`` is the deprecated spelling of ``weights=``.
+
+    ``detector`` finds the people when no boxes are given: ``"auto"`` (YOLOX-Nano, fetched once; see
+    ``default_detector``), a YOLOX ``.onnx`` path, any :class:`PersonDetector`, or None for the whole image
+    as one person. Detected persons pass OKS-NMS at ``nms_threshold``. ``checkpoint=`` is the deprecated
+    spelling of ``weights=``.
     """
 
     def __init__(
@@ -77,6 +82,8 @@ class PosePredictor:
         backend: str | None = None,
         channel_order: str = "rgb",
         *,
+        detector: str | Path | PersonDetector | None = "auto",
+        nms_threshold: float | None = 0.9,
         checkpoint: str | Path | None = None,
         threads: int | None = None,
     ) -> None:
@@ -100,7 +107,28 @@ class PosePredictor:
         self.decode = decode
         self.batch_size = int(batch_size)
         self.channel_order = channel_order
+        self.nms_threshold = nms_threshold
         self._flip_index = self.keypoint_set.flip_index()
+        if isinstance(detector, str) and detector.lower() in ("none", "whole", "whole-image"):
+            detector = None
+        self._detector_spec = detector
+        self._detector: PersonDetector | None = detector if isinstance(detector, PersonDetector) else None
+
+    @property
+    def detector(self) -> PersonDetector | None:
+        """The person detector used where no boxes are given (built on first use); None: the whole image."""
+        if self._detector is None and self._detector_spec is not None:
+            spec = self._detector_spec
+            self._detector = default_detector(None if spec == "auto" else spec)
+        return self._detector
+
+    def detect(self, image: str | Path | np.ndarray) -> PersonBoxes:
+        """The people the detector finds in one image (whole image as one box when there is no detector)."""
+        rgb = self.image(image)
+        if self.detector is None:
+            h, w = rgb.shape[:2]
+            return PersonBoxes(np.array([[0.0, 0.0, w, h]], np.float32), np.ones(1, np.float32))
+        return self.detector(rgb)
 
     # ------------------------------------------------------------------ preprocessing
     @property
@@ -194,7 +222,8 @@ class PosePredictor:
         box_scores: Sequence[float] | np.ndarray | None = None,
     ) -> list[PersonPose]:
         """People in one image (a path, or an array in the predictor's channel order); ``boxes`` [N, 4] are
-        (x, y, w, h). Without boxes the whole image is one person box with score 1."""
+        (x, y, w, h). Without boxes the detector finds them (see the class doc): an image with nobody in it
+        gives no person."""
         return self.predict_batch(
             [image], None if boxes is None else [boxes], None if box_scores is None else [box_scores]
         )[0]
@@ -229,9 +258,15 @@ class PosePredictor:
         crop_boxes: list[np.ndarray] = []
         crop_scores: list[float] = []
         counts: list[int] = []
+        detected = []
         for i, rgb in enumerate(rgbs):
-            b, s = check_boxes(rgb, None if boxes is None else boxes[i],
-                               None if box_scores is None else box_scores[i], where=names[i])
+            given = None if boxes is None else boxes[i]
+            scores = None if box_scores is None else box_scores[i]
+            if given is None and self._detector_spec is not None:
+                found = self.detector(rgb)
+                given, scores = found.boxes, found.scores
+                detected.append(i)
+            b, s = check_boxes(rgb, given, scores, where=names[i])
             for box, score in zip(b, s, strict=True):
                 patch, center, scale = self.crop_patch(rgb, box)
                 patches.append(patch)
@@ -243,8 +278,11 @@ class PosePredictor:
         persons = self._poses_from_patches(patches, centers, scales, crop_boxes, crop_scores)
         out: list[list[PersonPose]] = []
         start = 0
-        for n in counts:
-            out.append(persons[start : start + n])
+        for i, n in enumerate(counts):
+            found = persons[start : start + n]
+            if i in detected and self.nms_threshold is not None:
+                found = self.suppress(found, self.nms_threshold)  # duplicates of one person from near boxes
+            out.append(found)
             start += n
         return out
 
@@ -297,8 +335,8 @@ class PosePredictor:
         """(frame, persons) for every readable frame of a source, in order, batching crops across frames.
 
         With ``detections``, a frame's boxes are looked up by file name (video frames: by frame index);
-        frames it has no boxes for get no persons. Without, each frame is one whole-image box.
-        ``nms_threshold`` applies :meth:`suppress` per frame.
+        frames it has no boxes for get no persons. Without, the detector finds the people of each frame (the
+        whole frame is one box when there is none). ``nms_threshold`` applies :meth:`suppress` per frame.
         """
         pending: list[tuple[Frame, np.ndarray | None, np.ndarray | None]] = []
         num_crops = 0
