@@ -126,8 +126,8 @@ def run_explain(
     finds ("auto": YOLOX-Nano; a YOLOX .onnx path; a PersonDetector), or the whole image with
     ``detector=None``. With several people, each gets a ``person_NN`` folder. ``layers``: "last", "all" or
     indices; ``heads``: "mean", "all" (mean, then each head, one figure each) or one index. ``affected``:
-    image points whose affected areas (attention columns) to draw. ``html``: path of the interactive page (all layers; heads as chosen).
-    ``gradient``: also run the gradient analysis of supplementary D.
+    image points whose affected areas (attention columns) to draw. ``html``: path of the interactive page
+    (all layers; heads as chosen). ``gradient``: also run the gradient analysis of supplementary D.
     """
     if affected is not None:
         pts = np.asarray(affected, dtype=np.float64)
