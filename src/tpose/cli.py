@@ -19,6 +19,7 @@ from .explain import run_explain
 from .export.onnx_export import run_export
 from .factory import load_pose_model, shipped_weights
 from .inference.predict_job import run_predict
+from .inference.video import TrackingOptions
 from .models.checkpoint import save_released_layout, save_weights
 from .models.complexity import format_info, model_info
 from .utils.sizes import parse_size
@@ -98,7 +99,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, progress=not args.no_progress, keypoint_set=args.keypoint_set,
         input_size=args.input_size, decode=args.decode, draw_boxes=args.draw_boxes, backend=args.backend,
         detector=None if args.whole_image else args.detector, detector_size=args.det_size,
-        detector_threshold=args.det_threshold,
+        detector_threshold=args.det_threshold, max_frames=args.max_frames,
+        tracking=TrackingOptions(detect_every=args.detect_every, track=not args.no_track, smooth=not args.no_smooth,
+                                 max_lost_frames=args.max_lost_frames, smooth_min_cutoff=args.smooth_min_cutoff,
+                                 smooth_beta=args.smooth_beta),
     )
     print(f"processed {summary['processed']} file(s), {summary['persons']} person(s) -> {args.output_dir}")
     if summary.get("no_person"):
@@ -220,6 +224,21 @@ def _add_detector_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--det-threshold", type=float, default=0.3, help="keep detections scoring at least this")
 
 
+def _add_video_args(p: argparse.ArgumentParser) -> None:
+    defaults = TrackingOptions()
+    p.add_argument("--detect-every", type=int, default=defaults.detect_every,
+                   help="videos: run the detector on every n-th frame; the poses carry the boxes in between")
+    p.add_argument("--no-track", action="store_true", help="videos: no person ids across frames")
+    p.add_argument("--no-smooth", action="store_true", help="videos: no One-Euro smoothing of the keypoints")
+    p.add_argument("--max-lost-frames", type=int, default=defaults.max_lost_frames,
+                   help="videos: a person unseen for more frames than this gets a new id when seen again")
+    p.add_argument("--smooth-min-cutoff", type=float, default=defaults.smooth_min_cutoff,
+                   help="One-Euro cutoff at rest, Hz (lower: smoother, more lag)")
+    p.add_argument("--smooth-beta", type=float, default=defaults.smooth_beta,
+                   help="One-Euro speed coefficient (higher: less lag when moving)")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames (a camera runs until stopped)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tpose", description="TransPose keypoint localization and explanation")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -244,11 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("predict", help="poses for an image, a folder or a video: JSON plus drawn images/video")
-    p.add_argument("input", nargs="+", help="image(s), a folder, or a video file")
+    p.add_argument("input", nargs="+", help="image(s), a folder, a video file, or a camera (webcam:0)")
     p.add_argument("-o", "--output-dir", default="outputs/predict")
     _add_common_model_args(p)
     p.add_argument("--detections", help="COCO detection-results JSON with person boxes (default: the detector)")
     _add_detector_args(p)
+    _add_video_args(p)
     p.add_argument("--det-gt", help="COCO annotation JSON naming the images of --detections")
     p.add_argument("--min-box-score", type=float, default=0.0)
     p.add_argument("--nms", type=float, default=0.9, help="OKS-NMS threshold of detected persons (0 = off)")

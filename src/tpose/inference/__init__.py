@@ -1,21 +1,35 @@
-"""Prediction: ``PosePredictor`` for images, folders and videos, skeleton drawing and result files."""
+"""Prediction: ``PosePredictor`` for images, folders, videos and cameras, person detection and tracking,
+skeleton drawing and result files."""
 
+from .detector import PersonBoxes, PersonDetector, YoloxDetector, default_detector
 from .draw import draw_keypoints, draw_poses
 from .images import as_rgb_image, whole_image_box
 from .predict_job import run_predict
 from .predictor import PersonPose, PosePredictor, person_score
 from .results import coco_keypoint_results, image_record, video_record, write_json
+from .smoothing import KeypointSmoother, OneEuroFilter
 from .sources import Detections, Frame, ImageFiles, VideoFrames, load_detections, open_source
+from .tracking import Tracker
+from .video import PoseTracker, TrackingOptions
 
 __all__ = [
     "Detections",
     "Frame",
     "ImageFiles",
+    "KeypointSmoother",
+    "OneEuroFilter",
+    "PersonBoxes",
+    "PersonDetector",
     "PersonPose",
     "PosePredictor",
+    "PoseTracker",
+    "Tracker",
+    "TrackingOptions",
     "VideoFrames",
+    "YoloxDetector",
     "as_rgb_image",
     "coco_keypoint_results",
+    "default_detector",
     "draw_keypoints",
     "draw_poses",
     "image_record",

@@ -90,7 +90,30 @@ def draw_poses(
     canvas = np.ascontiguousarray(image).copy()
     width = line_width or line_width_for(canvas.shape)
     for person in persons:
+        track_id = getattr(person, "track_id", None)
+        color = track_color(track_id) if track_id is not None else (255, 255, 255)
         if draw_boxes:
-            draw_box(canvas, person.box, width=max(1, width // 2))
+            draw_box(canvas, person.box, color, width=max(1, width // 2))
         draw_keypoints(canvas, person.keypoints, person.scores, keypoint_set, threshold, width)
+        if track_id is not None:
+            draw_track_id(canvas, person.box, int(track_id), color, width)
     return canvas
+
+
+def track_color(track_id: int) -> tuple[int, int, int]:
+    """A bright colour of its own per track id (golden-ratio hues), the same in every frame."""
+    hue = int((track_id * 0.618033988749895 % 1.0) * 179)
+    hsv = np.uint8([[[hue, 200, 255]]])
+    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])  # type: ignore[return-value]
+
+
+def draw_track_id(canvas: np.ndarray, box: np.ndarray, track_id: int, color: tuple[int, int, int], width: int) -> None:
+    """``#id`` above the person's box (inside the image), on a dark backing so it reads on any background."""
+    x, y = (float(v) for v in np.asarray(box).reshape(-1)[:2])
+    scale = max(0.4, width / 4)
+    text = f"#{track_id}"
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, width // 2))
+    tx = int(min(max(x, 0), canvas.shape[1] - tw - 2))
+    ty = int(min(max(y - 4, th + 2), canvas.shape[0] - base - 2))
+    cv2.rectangle(canvas, (tx - 1, ty - th - 2), (tx + tw + 1, ty + base), (0, 0, 0), -1)
+    cv2.putText(canvas, text, (tx, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, color, max(1, width // 2), cv2.LINE_AA)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from .draw import draw_poses
 from .predictor import PersonPose, PosePredictor
 from .results import coco_keypoint_results, image_record, video_record, write_json
 from .sources import image_id_for, load_coco_image_ids, load_detections, open_source
+from .video import PoseTracker, TrackingOptions
 
 
 def run_predict(
@@ -48,6 +50,8 @@ def run_predict(
     detector: str | Path | PersonDetector | None = "auto",
     detector_size: int = 416,
     detector_threshold: float = 0.3,
+    tracking: TrackingOptions | None = None,
+    max_frames: int | None = None,
 ) -> dict[str, Any]:
     """Everything ``tpose predict`` does; returns the summary (``status`` 0 when everything was read).
 
@@ -56,7 +60,9 @@ def run_predict(
     optional COCO keypoint results file. Persons come from ``detections`` (a COCO detection-results file),
     else from ``detector`` ("auto": YOLOX-Nano at ``detector_size`` keeping boxes scoring at least
     ``detector_threshold``; a YOLOX .onnx path; a PersonDetector; None: the whole image as one person); they
-    pass OKS-NMS at ``nms_threshold`` (None: off). The summary lists skipped files, images the detections do
+    pass OKS-NMS at ``nms_threshold`` (None: off). Videos and cameras (``webcam:N``, stopped after
+    ``max_frames``) are followed frame by frame as ``tracking`` says (ids, detection every N frames,
+    smoothing: see ``tpose.inference.video``). The summary lists skipped files, images the detections do
     not name, dropped boxes, images in which nobody was found, and for a video the frames read against the
     count its container claims.
     """
@@ -71,7 +77,7 @@ def run_predict(
                               flip_test=flip_test, decode=decode, batch_size=batch_size, backend=backend,
                               detector=finder, nms_threshold=nms_threshold)
     kset = predictor.keypoint_set
-    source = open_source(input, skip_errors=True)
+    source = open_source(input, skip_errors=True, max_frames=max_frames)
     dets = load_detections(detections, gt_json=det_gt) if detections is not None else None
     name_to_id = dets.name_to_id if dets is not None else (load_coco_image_ids(det_gt) if det_gt else {})
     is_video = source.kind == "video"
@@ -85,9 +91,16 @@ def run_predict(
     processed = persons_total = 0
     bar = tqdm(total=len(source) or None, disable=not progress, unit="frame" if is_video else "img", desc="predict")
     empty_images: list[str] = []
+    follower = PoseTracker(predictor, tracking) if is_video and dets is None and finder is not None else None
     try:
         nms = nms_threshold if dets is not None else None
-        for frame, persons in predictor.predict_frames(source, dets, min_box_score, nms):
+        if follower is not None:  # frame after frame: the tracker needs each frame's people before the next
+            started_live = time.monotonic()
+            results = ((frame, follower(frame.image, frame.index, time.monotonic() - started_live if source.live
+                                        else frame.index / source.fps)) for frame in source)
+        else:
+            results = predictor.predict_frames(source, dets, min_box_score, nms)
+        for frame, persons in results:
             if not persons and not is_video:
                 empty_images.append(frame.name)
             processed += 1
@@ -159,6 +172,9 @@ def run_predict(
     problems = bool(source.skipped) or processed == 0
     if is_video:
         summary["frames"] = {"read": processed, "claimed": len(source)}
+        if follower is not None:
+            summary["tracking"] = {**asdict(follower.options), "detector_runs": follower.detections_run,
+                                   "tracks": follower.tracker.next_id - 1}
     if dets is not None:
         summary["dropped_boxes"] = {"empty": list(dets.empty_boxes), "total": dets.dropped}
         if not is_video:

@@ -32,7 +32,8 @@ def _r(value: float, decimals: int = DECIMALS) -> float:
 
 
 def person_record(person: _Pose, keypoint_names: Sequence[str] | None = None) -> dict[str, Any]:
-    """``{box, box_score, score, keypoints}``; keypoints are ``{name: [x, y, score]}`` when names are given."""
+    """``{track_id (videos), box, box_score, score, keypoints}``; keypoints are ``{name: [x, y, score]}`` when
+    names are given."""
     kpts = np.asarray(person.keypoints, dtype=np.float64).reshape(-1, 2)
     scores = np.asarray(person.scores, dtype=np.float64).reshape(-1)
     triples = [[_r(x), _r(y), _r(s, 4)] for (x, y), s in zip(kpts, scores, strict=True)]
@@ -43,7 +44,9 @@ def person_record(person: _Pose, keypoint_names: Sequence[str] | None = None) ->
         keypoints = dict(zip(keypoint_names, triples, strict=True))
     else:
         keypoints = triples
+    track = getattr(person, "track_id", None)
     return {
+        **({"track_id": int(track)} if track is not None else {}),
         "box": [_r(v) for v in np.asarray(person.box).reshape(-1)[:4]],
         "box_score": _r(person.box_score, 4),
         "score": _r(person.score, 4),

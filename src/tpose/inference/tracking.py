@@ -156,6 +156,11 @@ class Tracker:
         self.removed: list[int] = []  # ids dropped by the latest call (e.g. for KeypointSmoother.forget)
 
     @property
+    def next_id(self) -> int:
+        """The id the next new track will get (so ``next_id - 1`` tracks were started)."""
+        return self._next_id
+
+    @property
     def tracks(self) -> list[Track]:
         """The live tracks (matched in the latest frame or lost for less than the timeout), oldest first."""
         return list(self._tracks)

@@ -1,0 +1,116 @@
+"""People across the frames of a video or a camera: detection every N frames, boxes carried by the poses
+in between, an id per person, and keypoints smoothed over time.
+
+On a frame with detection, the detector's boxes go to the pose model and the tracker matches them to the
+live tracks (IoU, blended with OKS of the poses). On the frames between, each live track's box is the box
+of its previous pose's confident keypoints, padded: people move little from one frame to the next and the
+crop keeps a quarter of margin, so the pose model re-finds them without the detector. A track whose pose
+loses confidence is dropped after ``max_lost_frames``. The smoother (One-Euro, per track and keypoint)
+runs on each person's keypoints with the frame's time stamp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .predictor import PersonPose, PosePredictor
+from .smoothing import KeypointSmoother
+from .tracking import Tracker
+
+
+@dataclass(frozen=True)
+class TrackingOptions:
+    """How a video is followed; the defaults are what ``tpose predict clip.mp4`` does."""
+
+    detect_every: int = 1  # run the detector on every n-th frame (1: every frame)
+    track: bool = True  # ids across frames
+    smooth: bool = True  # One-Euro smoothing of the keypoints of each track
+    max_lost_frames: int = 10  # a track unseen for more frames than this is dropped (its id is not reused)
+    min_iou: float = 0.3  # a box must overlap a track's box this much to continue it
+    oks_weight: float = 0.5  # matching cost: (1 - w) * IoU + w * OKS of the poses
+    keypoint_threshold: float = 0.3  # keypoints scoring at least this span a carried box
+    box_padding: float = 1.15  # a carried box: the keypoints' box enlarged by this
+    min_person_score: float = 0.15  # a carried person scoring below this is lost on that frame
+    smooth_min_cutoff: float = 1.0  # One-Euro: Hz of smoothing at rest (lower: smoother, more lag)
+    smooth_beta: float = 0.05  # One-Euro: how fast the cutoff rises with speed (higher: less lag when moving)
+
+    def __post_init__(self) -> None:
+        if self.detect_every < 1:
+            raise ValueError(f"detect_every must be at least 1, got {self.detect_every}")
+        if self.box_padding < 1.0:
+            raise ValueError(f"box_padding must be at least 1, got {self.box_padding}")
+
+
+def keypoint_box(person: PersonPose, threshold: float, padding: float) -> np.ndarray | None:
+    """(x, y, w, h) around the keypoints scoring at least ``threshold``, enlarged ``padding`` times about its
+    centre; None when fewer than two keypoints are that confident."""
+    good = person.scores >= threshold
+    if good.sum() < 2:
+        return None
+    pts = person.keypoints[good]
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    centre, size = (lo + hi) / 2, np.maximum(hi - lo, 1.0) * padding
+    return np.array([*(centre - size / 2), *size], dtype=np.float32)
+
+
+class PoseTracker:
+    """Persons with stable ids for consecutive frames (see the module doc); one per video or camera."""
+
+    def __init__(self, predictor: PosePredictor, options: TrackingOptions | None = None) -> None:
+        self.predictor = predictor
+        self.options = options or TrackingOptions()
+        o = self.options
+        self.tracker = Tracker(min_iou=o.min_iou, max_lost_frames=o.max_lost_frames, oks_weight=o.oks_weight,
+                               oks_sigmas=predictor.keypoint_set.sigmas, keypoint_threshold=o.keypoint_threshold)
+        self.smoother = KeypointSmoother(min_cutoff=o.smooth_min_cutoff, beta=o.smooth_beta, enabled=o.smooth)
+        self._previous: dict[int, PersonPose] = {}
+        self.detections_run = 0
+
+    def reset(self) -> None:
+        """Forget every person (a new video)."""
+        self.tracker.reset()
+        self.smoother.reset()
+        self._previous = {}
+
+    def _carried_boxes(self) -> tuple[np.ndarray, np.ndarray]:
+        o = self.options
+        boxes, scores = [], []
+        for person in self._previous.values():
+            box = keypoint_box(person, o.keypoint_threshold, o.box_padding)
+            if box is not None:
+                boxes.append(box)
+                scores.append(person.box_score)
+        return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float32)
+
+    def __call__(self, image: np.ndarray, frame_index: int, timestamp: float) -> list[PersonPose]:
+        """The persons of one RGB frame, with ``track_id`` set when tracking is on."""
+        o = self.options
+        detect = frame_index % o.detect_every == 0 or not self._previous
+        if detect:
+            found = self.predictor.detect(image)
+            boxes, scores = found.boxes, found.scores
+            self.detections_run += 1
+        else:
+            boxes, scores = self._carried_boxes()
+        persons = self.predictor._predict_rgb([image], [boxes], [scores], [f"frame {frame_index}"])[0]
+        if not detect:
+            persons = [p for p in persons if p.score >= o.min_person_score]
+        if not o.track:
+            self._previous = dict(enumerate(persons))
+            return persons
+        ids = self.tracker.update(
+            np.asarray([p.box for p in persons], np.float32).reshape(-1, 4),
+            np.asarray([p.score for p in persons], np.float32),
+            np.stack([np.concatenate([p.keypoints, p.scores[:, None]], 1) for p in persons]) if persons else None,
+            frame_index=frame_index, timestamp=timestamp)
+        self.smoother.forget(self.tracker.removed)
+        out = []
+        for person, track_id in zip(persons, ids, strict=True):
+            if o.smooth:
+                kpts = np.concatenate([person.keypoints, person.scores[:, None]], axis=1)
+                person = replace(person, keypoints=self.smoother(track_id, kpts, timestamp)[:, :2].astype(np.float32))
+            out.append(replace(person, track_id=int(track_id)))
+        self._previous = {p.track_id: p for p in out}  # type: ignore[misc]
+        return out
