@@ -2,9 +2,10 @@
 in between, an id per person, and keypoints smoothed over time.
 
 On a frame with detection, the detector's boxes go to the pose model and the tracker matches them to the
-live tracks (IoU, blended with OKS of the poses). On the frames between, each live track's box is the box
-of its previous pose's confident keypoints, padded: people move little from one frame to the next and the
-crop keeps a quarter of margin, so the pose model re-finds them without the detector. A track whose pose
+live tracks (IoU, blended with OKS of the poses). On the frames between, each live track's box keeps the
+size the detector gave it and moves to the centre of its previous pose's confident keypoints: people move
+little from one frame to the next and the crop keeps a quarter of margin, so the pose model re-finds them
+without the detector. A track whose pose
 loses confidence is dropped after ``max_lost_frames``. The smoother (One-Euro, per track and keypoint)
 runs on each person's keypoints with the frame's time stamp.
 """
@@ -30,17 +31,14 @@ class TrackingOptions:
     max_lost_frames: int = 10  # a track unseen for more frames than this is dropped (its id is not reused)
     min_iou: float = 0.3  # a box must overlap a track's box this much to continue it
     oks_weight: float = 0.5  # matching cost: (1 - w) * IoU + w * OKS of the poses
-    keypoint_threshold: float = 0.3  # keypoints scoring at least this span a carried box
-    box_padding: float = 1.15  # a carried box: the keypoints' box enlarged by this
-    min_person_score: float = 0.15  # a carried person scoring below this is lost on that frame
+    keypoint_threshold: float = 0.3  # keypoints scoring at least this place a carried box
+    min_person_score: float = 0.15  # a carried person whose mean keypoint score is below this is lost
     smooth_min_cutoff: float = 1.0  # One-Euro: Hz of smoothing at rest (lower: smoother, more lag)
     smooth_beta: float = 0.05  # One-Euro: how fast the cutoff rises with speed (higher: less lag when moving)
 
     def __post_init__(self) -> None:
         if self.detect_every < 1:
             raise ValueError(f"detect_every must be at least 1, got {self.detect_every}")
-        if self.box_padding < 1.0:
-            raise ValueError(f"box_padding must be at least 1, got {self.box_padding}")
 
 
 def keypoint_box(person: PersonPose, threshold: float, padding: float) -> np.ndarray | None:
@@ -78,10 +76,11 @@ class PoseTracker:
         o = self.options
         boxes, scores = [], []
         for person in self._previous.values():
-            box = keypoint_box(person, o.keypoint_threshold, o.box_padding)
-            if box is not None:
-                boxes.append(box)
-                scores.append(person.box_score)
+            box = keypoint_box(person, o.keypoint_threshold, 1.0)
+            size = person.box[2:].astype(np.float32)  # the size the detector saw; only the centre moves
+            centre = person.box[:2] + size / 2 if box is None else box[:2] + box[2:] / 2
+            boxes.append(np.concatenate([centre - size / 2, size]))
+            scores.append(person.box_score)
         return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float32)
 
     def __call__(self, image: np.ndarray, frame_index: int, timestamp: float) -> list[PersonPose]:
@@ -95,8 +94,8 @@ class PoseTracker:
         else:
             boxes, scores = self._carried_boxes()
         persons = self.predictor._predict_rgb([image], [boxes], [scores], [f"frame {frame_index}"])[0]
-        if not detect:
-            persons = [p for p in persons if p.score >= o.min_person_score]
+        if not detect:  # a carried box that no longer holds a person: its keypoints lose confidence
+            persons = [p for p in persons if float(np.mean(p.scores)) >= o.min_person_score]
         if not o.track:
             self._previous = dict(enumerate(persons))
             return persons
@@ -114,3 +113,54 @@ class PoseTracker:
             out.append(replace(person, track_id=int(track_id)))
         self._previous = {p.track_id: p for p in out}  # type: ignore[misc]
         return out
+
+
+def agreement(reference: list[list[PersonPose]], other: list[list[PersonPose]], threshold: float = 0.3) -> dict:
+    """How far a cheaper run (e.g. detection every N frames) is from a reference run, frame by frame.
+
+    Persons are compared by the boxes of their confident keypoints (both runs measured alike, whatever box
+    they were cropped from), matched greedily by IoU >= 0.3. Returns the median box IoU of matched persons,
+    their median keypoint distance in pixels and as a share of the person's height, and the share of
+    reference persons without a match.
+    """
+    ious, dists, rel, missed, total = [], [], [], 0, 0
+    for ref, got in zip(reference, other, strict=True):
+        ref_boxes = [keypoint_box(p, threshold, 1.0) for p in ref]
+        got_boxes = [keypoint_box(p, threshold, 1.0) for p in got]
+        taken: set[int] = set()
+        for p, a in zip(ref, ref_boxes, strict=True):
+            if a is None:
+                continue
+            total += 1
+            best, best_iou = None, 0.3
+            for j, b in enumerate(got_boxes):
+                if b is None or j in taken:
+                    continue
+                iou = _iou(a, b)
+                if iou >= best_iou:
+                    best, best_iou = j, iou
+            if best is None:
+                missed += 1
+                continue
+            taken.add(best)
+            ious.append(best_iou)
+            both = (p.scores >= threshold) & (got[best].scores >= threshold)
+            if both.any():
+                d = float(np.median(np.linalg.norm(p.keypoints[both] - got[best].keypoints[both], axis=1)))
+                dists.append(d)
+                rel.append(d / max(float(a[3]), 1.0))
+    return {
+        "persons": total,
+        "unmatched_share": missed / total if total else 0.0,
+        "median_box_iou": float(np.median(ious)) if ious else None,
+        "median_keypoint_distance_px": float(np.median(dists)) if dists else None,
+        "median_keypoint_distance_of_height": float(np.median(rel)) if rel else None,
+    }
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
