@@ -77,7 +77,9 @@ def test_int8_file_carries_fp32_metadata_and_quantization_details(fp32, int8) ->
     quant = b.metadata["quantization"]
     assert quant["settings"]["format"] == "qdq" and quant["settings"]["per_channel"] is True
     assert quant["calibration_count"] == 6 and "6 person crops" in quant["calibration"]
-    assert quant["excluded_nodes"] == [] and quant["accuracy"] is None  # no validation named: not measured
+    assert len(quant["excluded_nodes"]) == 5  # the attention group, kept float by default (faster here)
+    assert set(quant["excluded_nodes"]) <= set(quant["float_nodes_in_graph"])
+    assert quant["accuracy"] is None  # no validation named: not measured
     assert "NOT MEASURED" in int8.summary()
     json.dumps(int8.to_dict())
 
@@ -91,8 +93,11 @@ def test_excluded_nodes_stay_float_and_others_are_int8(fp32, tmp_path) -> None:
     assert len(groups["attention"]) == 5 and groups["encoder_matmul"]
     keep = groups["final_conv"] + groups["attention"] + groups["encoder_matmul"][:1]
     crops = _crops(calib)
-    full = q.quantize_onnx(pre, tmp_path / "all.onnx", crops)
-    part = q.quantize_onnx(pre, tmp_path / "part.onnx", crops, q.QuantSettings(exclude_nodes=tuple(keep)))
+    full = q.quantize_onnx(pre, tmp_path / "all.onnx", crops, q.QuantSettings(float_groups=()))
+    part = q.quantize_onnx(pre, tmp_path / "part.onnx", crops,
+                           q.QuantSettings(exclude_nodes=tuple(keep), float_groups=()))
+    default = q.quantize_onnx(pre, tmp_path / "default.onnx", crops)  # attention kept float: faster here
+    assert set(groups["attention"]) <= set(q.float_nodes(default))
     assert not set(keep) & set(q.float_nodes(full))
     assert set(keep) <= set(q.float_nodes(part))
     nodes = {n.name: n for n in onnx.load(str(part)).graph.node}
@@ -133,6 +138,23 @@ def test_attention_outputs_quantize_too(tmp_path, fp32) -> None:
     agree = (maps[0].argmax(-1) == ref_maps[0].argmax(-1)).float().mean()
     print("attention", err, agree)
     assert err < 0.5 and agree > 0.7, (err, agree)
+
+
+def test_deconvolution_becomes_conv_and_depth_to_space_with_the_same_output(fp32, tmp_path) -> None:
+    _, path, calib = fp32
+    plain = q.preprocess(path, tmp_path / "plain.onnx", rewrite_deconv=False)
+    rewritten = q.preprocess(path, tmp_path / "rewritten.onnx")
+    ops = [n.op_type for n in onnx.load(str(rewritten)).graph.node]
+    assert "ConvTranspose" not in ops and "DepthToSpace" in ops
+    assert "ConvTranspose" in [n.op_type for n in onnx.load(str(plain)).graph.node]
+    x = torch.from_numpy(_crops(calib, 2))
+    a = OnnxPoseModel(plain, threads=1)(x)
+    b = OnnxPoseModel(rewritten, threads=1)(x)
+    assert torch.allclose(a, b, rtol=1e-4, atol=1e-6 * float(a.abs().max()))
+    # and the int8 graph runs it as an int8 convolution
+    int8 = q.quantize_onnx(rewritten, tmp_path / "i.onnx", _crops(calib))
+    kinds = {n.name: n.op_type for n in q.runtime_graph(int8).graph.node}
+    assert any(k.endswith("_as_conv") and v == "QLinearConv" for k, v in kinds.items())
 
 
 def test_missing_calibration_data_gives_a_clear_error(fp32, tmp_path) -> None:
@@ -198,7 +220,8 @@ def test_search_keeps_groups_then_single_nodes_in_float_until_the_gate(fp32, tmp
     _, path, _ = fp32
     # a tolerance no graph can meet makes the search walk every step it has, and say it failed
     report = q.quantize_model(path, tmp_path / "s.onnx", calibration=LSPET_TRAIN, validation=LSPET_VAL,
-                              calibration_count=8, tolerance=-1.0, groups=("final_conv", "attention"))
+                              calibration_count=8, tolerance=-1.0, groups=("final_conv", "attention"),
+                              settings=q.QuantSettings(float_groups=()))
     added = [s.added for s in report.steps]
     assert added[:3] == ["", "group final_conv", "group attention"] and added[3].startswith("nodes ")
     assert not report.passed and report.gate is not None and not report.gate.passed

@@ -50,7 +50,7 @@ from .common import (
 
 PATHS = ("ort_int8", "ort_fp32", "torch", "torch_cl")
 DEFAULT_OUT = Path("benchmarks") / "results"
-DEFAULT_WORK = Path("benchmarks") / "work-int8"  # exported and quantized graphs, reused between runs
+DEFAULT_WORK = Path("cache") / "int8-bench"  # exported and quantized graphs, reused between runs (git-ignored)
 SHIPPED = "src/tpose/weights/transpose_r_a4_lspet_128x96.safetensors"
 GOAL_BATCH = 8
 GOAL_RATIO = 1.8  # int8 / fp32 ONNX Runtime images per second at batch 8
@@ -231,7 +231,7 @@ def _runners(
     for p in paths:
         if p in ("ort_int8", "ort_fp32"):
             session = create_session(int8 if p == "ort_int8" else fp32, threads=threads, optimization="all")
-            fns[p] = (lambda s: lambda: s.run(None, feed))(session)
+            fns[p] = (lambda sess: lambda: sess.run(None, feed))(session)
         elif p == "torch":
             def ours(m: torch.nn.Module = model) -> Any:
                 with torch.inference_mode():
@@ -347,6 +347,24 @@ def run_benchmark(
     return results
 
 
+def time_graphs(
+    graphs: dict[str, str | Path], batch: int = 8, repeats: int = 5, threads: int | None = None,
+) -> dict[str, dict[str, float]]:
+    """Median seconds per call (and img/s) of ONNX files taking the same input, timed interleaved: how the
+    quantization recipes (QDQ vs QOperator, per-channel vs per-tensor, u8 vs s8 ...) compare in speed."""
+    from ..export import INPUT_NAME, create_session
+
+    threads = int(threads or usable_cores())
+    sessions = {k: create_session(v, threads=threads, optimization="all") for k, v in graphs.items()}
+    shape = [d if isinstance(d, int) else batch for d in next(iter(sessions.values())).get_inputs()[0].shape]
+    feed = {INPUT_NAME: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
+    def caller(session: Any) -> Callable[[], Any]:
+        return lambda: session.run(None, feed)
+
+    times = interleaved({k: caller(v) for k, v in sessions.items()}, repeats)
+    return {k: {**summarize(t), "images_per_s": batch / summarize(t)["median_s"]} for k, t in times.items()}
+
+
 def _goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for r in rows:
@@ -430,6 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prepare-only", action="store_true", help="export and quantize, time nothing")
     p.add_argument("--accuracy", default=None, help="a JSON file of measured accuracy to include in int8.md")
     p.add_argument("--note", default="", help="text stored with the results")
+    p.add_argument("--compare", nargs="+", default=None, metavar="LABEL=FILE",
+                   help="only time these ONNX files against each other at --batch, write int8-recipes.json")
     return p
 
 
@@ -437,6 +457,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = "python benchmarks/bench_int8.py " + " ".join(shlex.quote(a) for a in (
         sys.argv[1:] if argv is None else list(argv)))
+    if args.compare:
+        graphs = dict(item.split("=", 1) for item in args.compare)
+        found: dict[str, Any] = {"command": command.strip(), "machine": machine_info(args.threads),
+                                 "repeats": args.repeats, "graphs": graphs, "batches": {}}
+        for b in args.batch:
+            found["batches"][str(b)] = time_graphs(graphs, b, args.repeats, args.threads)
+            for k, v in found["batches"][str(b)].items():
+                print(f"batch {b} {k:28s} {1000 * v['median_s']:9.1f} ms {v['images_per_s']:8.2f} img/s")
+        print(f"wrote {write_json(Path(args.out) / 'int8-recipes.json', found)}")
+        return 0
     accuracy = json.loads(Path(args.accuracy).read_text()) if args.accuracy else None
     results = run_benchmark(
         models=args.models or DEFAULT_MODELS, batch=args.batch, repeats=args.repeats, threads=args.threads,

@@ -73,6 +73,9 @@ class QuantSettings:
     percentile: float = 99.999
     exclude_op_types: tuple[str, ...] = ()
     exclude_nodes: tuple[str, ...] = ()
+    # kept float by default: int8 Q K^T and QLinearSoftmax were *slower* than float here (K = 32 per head;
+    # ORT's int8 softmax is a table lookup): 221 vs 191 ms and 444 vs 186 ms per R-A4 256x192 batch of 8
+    float_groups: tuple[str, ...] = ("attention",)
 
     def __post_init__(self) -> None:
         if self.format not in QUANT_FORMATS:
@@ -86,18 +89,24 @@ class QuantSettings:
             raise ValueError(f"percentile must be in (50, 100], got {self.percentile}")
         object.__setattr__(self, "exclude_op_types", tuple(self.exclude_op_types))
         object.__setattr__(self, "exclude_nodes", tuple(dict.fromkeys(self.exclude_nodes)))
+        object.__setattr__(self, "float_groups", tuple(self.float_groups))
+        unknown = [g for g in self.float_groups if g not in EXCLUSION_GROUPS]
+        if unknown:
+            raise ValueError(f"unknown float_groups {unknown}; known: {EXCLUSION_GROUPS}")
 
     def label(self) -> str:
         """Short text for tables: ``qdq/per-channel/u8s8/minmax``."""
         types = f"{self.activation_type}{self.weight_type}" + ("/reduce-range" if self.reduce_range else "")
         method = self.method if self.method != "percentile" else f"percentile {self.percentile:g}"
         gran = "per-channel" if self.per_channel else "per-tensor"
-        return f"{self.format}/{gran}/{types}/{method}"
+        floats = "".join(f"/{g} float" for g in self.float_groups)
+        return f"{self.format}/{gran}/{types}/{method}{floats}"
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["exclude_op_types"] = list(self.exclude_op_types)
         out["exclude_nodes"] = list(self.exclude_nodes)
+        out["float_groups"] = list(self.float_groups)
         return out
 
 
@@ -437,18 +446,85 @@ def accuracy_gate(
 # ------------------------------------------------------------------------------------------ quantization
 
 
-def preprocess(fp32_path: str | Path, out_path: str | Path) -> Path:
+def preprocess(fp32_path: str | Path, out_path: str | Path, rewrite_deconv: bool = True) -> Path:
     """ONNX Runtime's quantization pre-processing: symbolic shape inference and graph optimisation (Conv+BN
-    folding, constant folding), so that calibration sees the graph that will be quantized."""
+    folding, constant folding), so that calibration sees the graph that will be quantized; then shared small
+    initializers unshared and (``rewrite_deconv``) the head's deconvolution made a Conv + DepthToSpace."""
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     out_path = Path(out_path)
-    quant_pre_process(str(fp32_path), str(out_path), skip_symbolic_shape=False)
+    try:
+        quant_pre_process(str(fp32_path), str(out_path), skip_symbolic_shape=False)
+    except Exception:  # noqa: BLE001 - ORT raises a bare Exception ("Incomplete symbolic shape inference")
+        # the HRNet variants' upsampling defeats ORT's symbolic shape inference; ONNX's own suffices there
+        quant_pre_process(str(fp32_path), str(out_path), skip_symbolic_shape=True)
     proto = onnx.load(str(out_path))
-    if _unshare_initializers(proto):
+    changed = _unshare_initializers(proto)
+    if rewrite_deconv:
+        changed += _deconv_to_conv(proto)
+    if changed:
         onnx.save(proto, str(out_path))
     return out_path
+
+
+def _deconv_to_conv(proto: Any) -> int:
+    """Rewrite each 4x4 stride-2 pad-1 ConvTranspose (TransPose-R's head) as a 3x3 Conv to 4x the channels
+    followed by DepthToSpace(2): the same function exactly, but ONNX Runtime has an int8 kernel for Conv and
+    none for ConvTranspose, which otherwise stays float and took ~14 % of the int8 R-A4's time at 256x192.
+
+    Output pixel (2i + a, 2j + b) of the deconvolution reads input rows i + d (d in -1, 0, 1) with kernel row
+    ``kh = 2 * (-d) + a + 1`` where that lies in 0..3; the 3x3 kernel at (d + 1) of output channel
+    ``o * 4 + a * 2 + b`` holds it (DepthToSpace's CRD order).
+    """
+    from onnx import helper, numpy_helper
+
+    inits = {i.name: i for i in proto.graph.initializer}
+    done = 0
+    for idx, node in enumerate(list(proto.graph.node)):
+        if node.op_type != "ConvTranspose" or node.input[1] not in inits:
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if (list(attrs.get("strides", [1, 1])) != [2, 2] or list(attrs.get("pads", [0] * 4)) != [1, 1, 1, 1]
+                or attrs.get("group", 1) != 1 or list(attrs.get("dilations", [1, 1])) != [1, 1]
+                or any(attrs.get("output_padding", [0, 0])) or attrs.get("output_shape") or
+                attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")):
+            continue
+        w = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)  # [C_in, C_out, 4, 4]
+        if w.shape[2:] != (4, 4):
+            continue
+        c_in, c_out = w.shape[:2]
+        wc = np.zeros((c_out, 2, 2, c_in, 3, 3), dtype=np.float32)
+        for a in range(2):
+            for dh in (-1, 0, 1):
+                kh = -2 * dh + a + 1
+                if not 0 <= kh <= 3:
+                    continue
+                for b in range(2):
+                    for dw in (-1, 0, 1):
+                        kw = -2 * dw + b + 1
+                        if 0 <= kw <= 3:
+                            wc[:, a, b, :, dh + 1, dw + 1] = w[:, :, kh, kw].T
+        base = node.name or f"deconv{idx}"
+        w_name = f"{base}_as_conv_W"
+        proto.graph.initializer.append(numpy_helper.from_array(wc.reshape(c_out * 4, c_in, 3, 3), w_name))
+        inputs = [node.input[0], w_name]
+        if len(node.input) > 2 and node.input[2]:
+            bias = numpy_helper.to_array(inits[node.input[2]]).astype(np.float32)
+            b_name = f"{base}_as_conv_B"
+            proto.graph.initializer.append(numpy_helper.from_array(np.repeat(bias, 4), b_name))
+            inputs.append(b_name)
+        mid = f"{base}_as_conv_output"
+        conv = helper.make_node("Conv", inputs, [mid], name=f"{base}_as_conv", kernel_shape=[3, 3],
+                                pads=[1, 1, 1, 1], strides=[1, 1])
+        d2s = helper.make_node("DepthToSpace", [mid], list(node.output), name=f"{base}_depth_to_space",
+                               blocksize=2, mode="CRD")
+        position = list(proto.graph.node).index(node)
+        proto.graph.node.remove(node)
+        proto.graph.node.insert(position, d2s)
+        proto.graph.node.insert(position, conv)
+        done += 1
+    return done
 
 
 def _unshare_initializers(proto: Any, max_bytes: int = 1 << 20) -> int:
@@ -557,6 +633,9 @@ def quantize_onnx(
     if unknown:
         raise ValueError(f"exclude_nodes names no node of {model_path}: {unknown[:5]}")
     exclude = list(settings.exclude_nodes)
+    if settings.float_groups:
+        groups = exclusion_groups(graph)
+        exclude += [n for g in settings.float_groups for n in groups[g] if n not in exclude]
     exclude += [n.name for n in graph.graph.node if n.op_type in settings.exclude_op_types and n.name not in exclude]
     extra: dict[str, Any] = {}
     if settings.method == "percentile":
@@ -752,7 +831,8 @@ def search_float_nodes(
         say(f"  float: {added or 'none'} -> worst loss {gate.worst_loss:+.4f} ({'pass' if gate.passed else 'fail'})")
         return gate
 
-    kept: list[str] = []
+    kept: list[str] = list(dict.fromkeys(n for g in settings.float_groups for n in available[g]))
+    settings = replace(settings, float_groups=())  # now listed in ``kept``, so that the report names them
     added_groups: list[str] = []
     gate = attempt(kept, "")
     for group in groups:
@@ -942,6 +1022,11 @@ def quantize_model(
                                     tolerance)
         else:
             quantize_onnx(pre, out, crops, settings, cache)
+        if settings.float_groups:  # name the groups' nodes in the report and the metadata
+            groups = exclusion_groups(pre)
+            named = [n for g in settings.float_groups for n in groups[g]]
+            settings = replace(settings, exclude_nodes=tuple(dict.fromkeys([*settings.exclude_nodes, *named])),
+                               float_groups=())
     in_graph = float_nodes(out)
     quant = {
         "tool": "onnxruntime.quantization.quantize_static", "settings": settings.to_dict(),
@@ -957,3 +1042,57 @@ def quantize_model(
         bytes_int8=out.stat().st_size, seconds=round(time.perf_counter() - started, 1), machine=quant["machine"],
     )
     return report
+
+
+# --------------------------------------------------------------------------------------- command line
+
+
+def _fp32_file(model: str, folder: Path, attention: bool) -> Path:
+    """An ``.onnx`` path as it is; a weights file or registry name exported (fp32, opset 17) into ``folder``."""
+    if model.endswith(".onnx"):
+        return Path(model)
+    from ..inference.predictor import _build_torch_model
+    from .onnx_export import export_onnx
+
+    net, kset = _build_torch_model(model, None)
+    tail = "_attention" if attention else ""
+    return export_onnx(net.eval(), folder / f"{Path(model).stem}{tail}.onnx", attention=attention, keypoint_set=kset)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tpose.export.quantize MODEL --data DATA.yaml [--out F] [--report F.json]``."""
+    import argparse
+
+    from ..engine.config import read_yaml
+
+    p = argparse.ArgumentParser(description="static int8 quantization of a tpose ONNX file, gated by PCK@0.2")
+    p.add_argument("model", help="fp32 .onnx file, or a weights file / registry name to export first")
+    p.add_argument("--data", required=True, help="YAML with calibration:, validation: (data set specs), "
+                   "optional calibration_count: and tolerance: (see configs/int8_r_a4_128x96.yaml)")
+    p.add_argument("--out", default=None, help="int8 .onnx (default <stem>_int8.onnx beside the fp32 file)")
+    p.add_argument("--attention", action="store_true", help="export with attention outputs (weights input only)")
+    p.add_argument("--report", default=None, help="write the report as JSON here")
+    p.add_argument("--no-search", action="store_true", help="measure, but keep nothing in float")
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args(argv)
+    data = read_yaml(Path(args.data).read_text()) or {}
+    out = Path(args.out) if args.out else None
+    folder = out.parent if out is not None else Path()
+    fp32 = _fp32_file(args.model, folder, args.attention)
+    report = quantize_model(
+        fp32, out, calibration=data.get("calibration"), validation=data.get("validation"),
+        calibration_count=int(data.get("calibration_count", DEFAULT_CALIBRATION_COUNT)),
+        tolerance=float(data.get("tolerance", DEFAULT_TOLERANCE)), search=not args.no_search,
+        threads=args.threads, progress=print,
+    )
+    print(report.summary())
+    if args.report:
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report).write_text(json.dumps(report.to_dict(), indent=1, default=str) + "\n")
+    return 0 if report.passed in (True, None) else 1
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
