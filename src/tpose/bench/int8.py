@@ -425,10 +425,14 @@ def accuracy_markdown(acc: dict[str, Any]) -> str:
         lines += ["", markdown_table(["validation set", "persons", "PCK@0.2 fp32 ONNX", "PCK@0.2 int8",
                                       "loss (fp32 - int8)"], rows)]
     if acc.get("recipes"):
-        rows = [[r["label"], f"{r['pck']:.4f}", f"{r['loss']:+.4f}", r.get("float_nodes", ""),
-                 fmt(r.get("ms_batch8")), r.get("note", "")] for r in acc["recipes"]]
-        lines += ["", markdown_table(["recipe", "PCK@0.2 LSPET val", "loss", "float nodes", "ms/batch 8",
-                                      "note"], rows)]
+        def num(v: float | None, spec: str) -> str:
+            return "–" if v is None else format(v, spec)
+
+        rows = [[r["label"], num(r.get("pck"), ".4f"), num(r.get("loss"), "+.4f"), fmt(r.get("ms_batch8")),
+                 num(r.get("speedup"), ".2f"), r.get("note", "")] for r in acc["recipes"]]
+        lines += ["", acc.get("recipes_text", ""), "",
+                  markdown_table(["recipe", "PCK@0.2 LSPET val", "loss vs fp32", "ms/batch 8", "x fp32 ORT", "note"],
+                                 rows)]
     return "\n".join(lines)
 
 

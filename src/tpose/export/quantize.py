@@ -524,6 +524,11 @@ def _deconv_to_conv(proto: Any) -> int:
         proto.graph.node.insert(position, d2s)
         proto.graph.node.insert(position, conv)
         done += 1
+    if done:  # drop the deconvolutions' own weights when nothing else reads them
+        used = {i for n in proto.graph.node for i in n.input}
+        unused = [i for i in proto.graph.initializer if i.name not in used]
+        for init in unused:
+            proto.graph.initializer.remove(init)
     return done
 
 
@@ -640,12 +645,10 @@ def quantize_onnx(
     extra: dict[str, Any] = {}
     if settings.method == "percentile":
         extra["CalibPercentile"] = settings.percentile
-    if settings.method == "minmax":
-        extra["CalibMaxIntermediateOutputs"] = 4  # fold ranges every 4 batches instead of holding them all
-    else:
-        # the histogram calibrators hold every intermediate tensor of every crop until the end (512 crops of the
-        # R-A4 took > 20 GB and were killed): feed them in slices, their histograms accumulate across slices
-        extra["CalibStridedMinMax"] = max(d for d in range(1, min(64, len(images)) + 1) if len(images) % d == 0)
+    # the calibrators hold every intermediate tensor of every crop until the end (the histogram ones took > 20 GB
+    # for 512 R-A4 crops and were killed): feed them in slices; ranges merge and histograms accumulate across
+    # slices. (Not CalibMaxIntermediateOutputs: in onnxruntime 1.32 it drops the held batches without using them.)
+    extra["CalibStridedMinMax"] = max(d for d in range(1, min(64, len(images)) + 1) if len(images) % d == 0)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     previous = logging.getLogger().level
