@@ -250,3 +250,18 @@ def test_bench_peaks_and_a_tiny_run_give_positive_finite_numbers(tmp_path) -> No
     again = bench.run_benchmark(models=[spec], work_dir=tmp_path / "work", calibration_count=2, lspet_root=None,
                                 prepare_only=True, out=None, progress=None)
     assert set(again["prepared"]) == {"tiny"}
+
+
+def test_calibration_ranges_cover_every_slice_of_the_crops(fp32, tmp_path) -> None:
+    """128 crops are calibrated in two slices of 64: an extreme crop in the first slice must still set the range
+    (onnxruntime 1.32's CalibMaxIntermediateOutputs silently dropped such batches)."""
+    from onnx import numpy_helper
+
+    _, path, calib = fp32
+    crops = np.repeat(_crops(calib, 4), 32, axis=0)
+    crops[0] = np.linspace(-50, 50, crops[0].size, dtype=np.float32).reshape(crops[0].shape)
+    pre = q.preprocess(path, tmp_path / "pre.onnx")
+    out = q.quantize_onnx(pre, tmp_path / "r.onnx", crops, q.QuantSettings(activation_type="u8"))
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(out)).graph.initializer}
+    scale = float(inits["image_scale"])
+    assert scale == pytest.approx(100 / 255, rel=0.02)
