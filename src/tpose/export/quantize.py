@@ -450,15 +450,23 @@ def preprocess(fp32_path: str | Path, out_path: str | Path, rewrite_deconv: bool
     """ONNX Runtime's quantization pre-processing: symbolic shape inference and graph optimisation (Conv+BN
     folding, constant folding), so that calibration sees the graph that will be quantized; then shared small
     initializers unshared and (``rewrite_deconv``) the head's deconvolution made a Conv + DepthToSpace."""
+    import os
+
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    out_path = Path(out_path)
-    try:
-        quant_pre_process(str(fp32_path), str(out_path), skip_symbolic_shape=False)
-    except Exception:  # noqa: BLE001 - ORT raises a bare Exception ("Incomplete symbolic shape inference")
-        # the HRNet variants' upsampling defeats ORT's symbolic shape inference; ONNX's own suffices there
-        quant_pre_process(str(fp32_path), str(out_path), skip_symbolic_shape=True)
+    out_path = Path(out_path).resolve()
+    src = str(Path(fp32_path).resolve())
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="tpose-preprocess-") as tmp:
+        os.chdir(tmp)  # a failed symbolic inference dumps sym_shape_infer_temp.onnx (+ 70 MB data) into the cwd
+        try:
+            quant_pre_process(src, str(out_path), skip_symbolic_shape=False)
+        except Exception:  # noqa: BLE001 - ORT raises a bare Exception ("Incomplete symbolic shape inference")
+            # the HRNet variants' upsampling defeats ORT's symbolic shape inference; ONNX's own suffices there
+            quant_pre_process(src, str(out_path), skip_symbolic_shape=True)
+        finally:
+            os.chdir(here)
     proto = onnx.load(str(out_path))
     changed = _unshare_initializers(proto)
     if rewrite_deconv:
