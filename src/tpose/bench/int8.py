@@ -452,6 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prepare-only", action="store_true", help="export and quantize, time nothing")
     p.add_argument("--accuracy", default=None, help="a JSON file of measured accuracy to include in int8.md")
     p.add_argument("--note", default="", help="text stored with the results")
+    p.add_argument("--render-only", action="store_true",
+                   help="time nothing: rewrite int8.md from --out's int8.json (with --accuracy)")
     p.add_argument("--compare", nargs="+", default=None, metavar="LABEL=FILE",
                    help="only time these ONNX files against each other at --batch, write int8-recipes.json")
     return p
@@ -472,6 +474,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {write_json(Path(args.out) / 'int8-recipes.json', found)}")
         return 0
     accuracy = json.loads(Path(args.accuracy).read_text()) if args.accuracy else None
+    if args.render_only:
+        saved = Path(args.out) / "int8.json"
+        results = json.loads(saved.read_text())
+        results["accuracy"] = accuracy or results.get("accuracy")
+        write_json(saved, results)
+        print(f"wrote {write_markdown(Path(args.out) / 'int8.md', 'int8 inference benchmark', _markdown(results))}")
+        return 0
     results = run_benchmark(
         models=args.models or DEFAULT_MODELS, batch=args.batch, repeats=args.repeats, threads=args.threads,
         out=args.out, work_dir=args.work_dir, paths=args.paths, calibration_count=args.calibration_count,

@@ -21,6 +21,7 @@ multiplies u8 x s8 pairs with ``vpmaddubsw``, whose int16 sums of two products c
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import logging
 import tempfile
@@ -659,6 +660,10 @@ def quantize_onnx(
     extra["CalibStridedMinMax"] = max(d for d in range(1, min(64, len(images)) + 1) if len(images) % d == 0)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    # ``calibration_cache_path`` is recent (onnxruntime 1.32 has it); older versions calibrate on every call
+    cache_option: dict[str, Any] = {}
+    if calibration_cache is not None and "calibration_cache_path" in inspect.signature(quantize_static).parameters:
+        cache_option["calibration_cache_path"] = str(calibration_cache)
     previous = logging.getLogger().level
     logging.getLogger().setLevel(logging.ERROR)  # ORT logs a warning per un-preprocessed graph / skipped tensor
     try:
@@ -668,7 +673,7 @@ def quantize_onnx(
             per_channel=settings.per_channel, reduce_range=settings.reduce_range,
             activation_type=_ort_type(settings.activation_type), weight_type=_ort_type(settings.weight_type),
             nodes_to_exclude=exclude, calibrate_method=_ort_method(settings.method), extra_options=extra,
-            calibration_cache_path=None if calibration_cache is None else str(calibration_cache),
+            **cache_option,
         )
     finally:
         logging.getLogger().setLevel(previous)
