@@ -77,8 +77,8 @@ def test_int8_file_carries_fp32_metadata_and_quantization_details(fp32, int8) ->
     quant = b.metadata["quantization"]
     assert quant["settings"]["format"] == "qdq" and quant["settings"]["per_channel"] is True
     assert quant["calibration_count"] == 6 and "6 person crops" in quant["calibration"]
-    assert len(quant["excluded_nodes"]) == 5  # the attention group, kept float by default (faster here)
-    assert set(quant["excluded_nodes"]) <= set(quant["float_nodes_in_graph"])
+    assert quant["excluded_nodes"] == [] and quant["settings"]["float_softmax"] is True
+    assert [n.rsplit("/", 1)[-1] for n in quant["float_nodes_in_graph"]] == ["Softmax"]
     assert quant["accuracy"] is None  # no validation named: not measured
     assert "NOT MEASURED" in int8.summary()
     json.dumps(int8.to_dict())
@@ -93,11 +93,17 @@ def test_excluded_nodes_stay_float_and_others_are_int8(fp32, tmp_path) -> None:
     assert len(groups["attention"]) == 5 and groups["encoder_matmul"]
     keep = groups["final_conv"] + groups["attention"] + groups["encoder_matmul"][:1]
     crops = _crops(calib)
-    full = q.quantize_onnx(pre, tmp_path / "all.onnx", crops, q.QuantSettings(float_groups=()))
-    part = q.quantize_onnx(pre, tmp_path / "part.onnx", crops,
-                           q.QuantSettings(exclude_nodes=tuple(keep), float_groups=()))
-    default = q.quantize_onnx(pre, tmp_path / "default.onnx", crops)  # attention kept float: faster here
-    assert set(groups["attention"]) <= set(q.float_nodes(default))
+    full = q.quantize_onnx(pre, tmp_path / "all.onnx", crops, q.QuantSettings(float_softmax=False))
+    part = q.quantize_onnx(pre, tmp_path / "part.onnx", crops, q.QuantSettings(exclude_nodes=tuple(keep)))
+    # by default only the Softmax runs in float, between int8 Q K^T and attention x V (fastest here)
+    default = q.quantize_onnx(pre, tmp_path / "default.onnx", crops)
+    softmax = [n for n in groups["attention"] if n.endswith("Softmax")]
+    assert [n for n in q.float_nodes(default) if n in groups["attention"]] == softmax
+    ops = {n.name: n.op_type for n in q.runtime_graph(default).graph.node}
+    assert {ops[n] for n in groups["attention"] if n.endswith(("MatMul_2", "MatMul_3"))} <= {
+        "QLinearMatMul", "MatMulIntegerToFloat"}
+    whole = q.quantize_onnx(pre, tmp_path / "whole.onnx", crops, q.QuantSettings(float_groups=("attention",)))
+    assert set(groups["attention"]) <= set(q.float_nodes(whole))
     assert not set(keep) & set(q.float_nodes(full))
     assert set(keep) <= set(q.float_nodes(part))
     nodes = {n.name: n for n in onnx.load(str(part)).graph.node}
@@ -225,7 +231,7 @@ def test_search_keeps_groups_then_single_nodes_in_float_until_the_gate(fp32, tmp
     # a tolerance no graph can meet makes the search walk every step it has, and say it failed
     report = q.quantize_model(path, tmp_path / "s.onnx", calibration=LSPET_TRAIN, validation=LSPET_VAL,
                               calibration_count=8, tolerance=-1.0, groups=("final_conv", "attention"),
-                              settings=q.QuantSettings(float_groups=()))
+                              settings=q.QuantSettings(float_softmax=False))
     added = [s.added for s in report.steps]
     assert added[:3] == ["", "group final_conv", "group attention"] and added[3].startswith("nodes ")
     assert not report.passed and report.gate is not None and not report.gate.passed
