@@ -3,7 +3,7 @@
 Paths per (model, batch), timed interleaved round-robin (``tpose.bench.common.interleaved``), medians over
 ``repeats`` after one warm-up call each:
 - ``ort_int8``: the graph quantized by ``tpose.export.quantize`` (default recipe: QDQ, per-channel,
-  u8 x s8, MinMax), ONNX Runtime, all graph optimisations (DQ -> op -> Q fused into int8 kernels);
+  u8 x s8, MinMax, Softmax float), ONNX Runtime, all graph optimisations (DQ -> op -> Q fused into int8 kernels);
 - ``ort_fp32``: the fp32 export (TorchScript exporter, opset 17), the same session options;
 - ``torch``: ``model(x)`` under ``torch.inference_mode``, fp32 NCHW; ``torch_cl``: the same in channels_last.
 

@@ -12,6 +12,10 @@ whole-image box unless boxes are given) -> ``onnxruntime.quantization.quantize_s
 :class:`QuantSettings` -> PCK of fp32 vs int8 -> (if over the tolerance) more nodes kept in float -> the
 fp32 file's metadata plus a ``quantization`` entry in the ``tpose`` JSON (``"precision": "int8"``).
 
+Default recipe (measured on the shipped R-A4 and on H-A4, ``benchmarks/results/int8.md``): QDQ, per-channel
+weights, u8 activations x s8 weights, MinMax calibration, every Conv and MatMul int8 and the attention
+Softmax in float (ONNX Runtime's QLinearSoftmax was 2.4x slower than its float Softmax).
+
 Type choice on x86: u8 activations x s8 weights (the ``QUInt8``/``QInt8`` default here) run on
 VNNI's ``vpdpbusd`` where the CPU has AVX-512 VNNI / AVX-VNNI. Without VNNI, ONNX Runtime's AVX2 kernel
 multiplies u8 x s8 pairs with ``vpmaddubsw``, whose int16 sums of two products can saturate; 7-bit weights
@@ -1035,7 +1039,7 @@ def quantize_model(
     (12 limb joints, flip test) of the fp32 and the int8 graph; with ``search`` the nodes whose quantization
     costs more than ``tolerance`` are kept in float (:func:`search_float_nodes`). Without validation the
     file is written unmeasured (the report says so). ``settings`` default: QDQ, per-channel, u8 activations
-    x s8 weights, MinMax (measured best here, see ``benchmarks/results/int8.md``).
+    x s8 weights, MinMax, the attention Softmax in float (measured best here, ``benchmarks/results/int8.md``).
     """
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
