@@ -250,7 +250,8 @@ def test_bench_peaks_and_a_tiny_run_give_positive_finite_numbers(tmp_path) -> No
                               progress=None, command="test")
     assert [(r["batch"], r["path"]) for r in res["rows"]] == [(b, p) for b in (1, 2) for p in bench.PATHS]
     for r in res["rows"]:
-        for key in ("images_per_s", "gops", "ratio_vs_ort_fp32", "percent_int8_peak", "percent_fp32_peak"):
+        for key in ("images_per_s", "gops", "ratio_vs_ort_fp32", "ratio_vs_ort_fp32_min", "percent_int8_peak",
+                    "percent_fp32_peak"):
             assert 0 < r[key] < math.inf, (key, r)
     assert all(v > 0 for v in res["peaks"]["used"].values())
     assert [g["batch"] for g in res["goals"]] == [] or res["goals"][0]["batch"] == 8

@@ -319,6 +319,8 @@ def run_benchmark(
         ref = next(r for r in rows if r["model"] == row["model"] and r["batch"] == row["batch"]
                    and r["path"] == ("ort_fp32" if "ort_fp32" in paths else row["path"]))
         row["ratio_vs_ort_fp32"] = row["images_per_s"] / ref["images_per_s"] if "ort_fp32" in paths else None
+        # best-of-repeats ratio too: on a shared machine the fastest call is the least disturbed one
+        row["ratio_vs_ort_fp32_min"] = ref["min_s"] / row["min_s"] if "ort_fp32" in paths else None
         row["percent_int8_peak"] = 100 * row["gops"] / peaks["int8_ort_matmulinteger"]
         row["percent_fp32_peak"] = 100 * row["gops"] / fp32_peak
     machine["load_average_after"] = machine_info(threads).get("load_average")
@@ -371,13 +373,14 @@ def _goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if r["path"] == "ort_int8" and r["batch"] == GOAL_BATCH and r.get("ratio_vs_ort_fp32") is not None:
             got = r["ratio_vs_ort_fp32"]
             out.append({"model": r["model"], "batch": GOAL_BATCH, "need": GOAL_RATIO, "got": got,
-                        "met": got >= GOAL_RATIO})
+                        "best": r.get("ratio_vs_ort_fp32_min"), "met": got >= GOAL_RATIO})
     return out
 
 
 def _goal_text(goals: list[dict[str, Any]]) -> str:
     return "\n".join(f"goal int8 >= {g['need']}x fp32 ONNX Runtime for {g['model']} at batch {g['batch']}: "
-                     f"{g['got']:.2f}x ({'met' if g['met'] else 'MISSED'})" for g in goals)
+                     f"{g['got']:.2f}x median ({'met' if g['met'] else 'MISSED'})"
+                     + ("" if g.get("best") is None else f", {g['best']:.2f}x best of repeats") for g in goals)
 
 
 def _markdown(results: dict[str, Any]) -> list[str]:
@@ -402,9 +405,11 @@ def _markdown(results: dict[str, Any]) -> list[str]:
     ]
     if results.get("note"):
         head.append(f"**Note:** {results['note']}")
-    headers = ["model", "batch", "path", "ms/batch", "img/s", "x ort_fp32", "GOP/s", "% int8 peak", "% fp32 peak"]
+    headers = ["model", "batch", "path", "ms/batch", "img/s", "x ort_fp32", "x ort_fp32 (best)", "GOP/s",
+               "% int8 peak", "% fp32 peak"]
     table = [[r["model"], r["batch"], r["path"], fmt(1000 * r["median_s"]), fmt(r["images_per_s"], 2),
-              "" if r.get("ratio_vs_ort_fp32") is None else f"{r['ratio_vs_ort_fp32']:.2f}", fmt(r["gops"]),
+              "" if r.get("ratio_vs_ort_fp32") is None else f"{r['ratio_vs_ort_fp32']:.2f}",
+              "" if r.get("ratio_vs_ort_fp32_min") is None else f"{r['ratio_vs_ort_fp32_min']:.2f}", fmt(r["gops"]),
               fmt(r["percent_int8_peak"], 1), fmt(r["percent_fp32_peak"], 1)] for r in results["rows"]]
     sections = ["\n\n".join(head), markdown_table(headers, table)]
     goals = _goal_text(results["goals"])
