@@ -14,7 +14,7 @@ import torch
 
 from tpose.bench import int8 as bench
 from tpose.export import OnnxPoseModel, export_onnx
-from tpose.export import quantize as q
+from tpose.export import int8 as q
 
 from .conftest import LSPET, needs_lspet, tiny_model
 
@@ -34,7 +34,7 @@ def _images(folder, count: int = 6, seed: int = 0):
 @pytest.fixture(scope="module")
 def fp32(tmp_path_factory):
     folder = tmp_path_factory.mktemp("int8")
-    model = tiny_model(image_size=SIZE)
+    model = tiny_model(input_size=SIZE)
     path = export_onnx(model, folder / "tiny.onnx")
     return model, path, _images(folder / "calib")
 
@@ -71,7 +71,7 @@ def test_int8_file_carries_fp32_metadata_and_quantization_details(fp32, int8) ->
     _, path, _ = fp32
     a = OnnxPoseModel(path, threads=1)
     b = OnnxPoseModel(int8.output, threads=1)
-    assert b.keypoint_set.names == a.keypoint_set.names and b.image_size == a.image_size
+    assert b.keypoint_set.names == a.keypoint_set.names and b.input_size == a.input_size
     assert b.config == a.config and "precision" not in a.metadata
     assert b.metadata["precision"] == "int8"
     quant = b.metadata["quantization"]
@@ -129,7 +129,7 @@ def test_qoperator_format_and_per_tensor_quantize_too(fp32, tmp_path, fmt) -> No
 
 def test_attention_outputs_quantize_too(tmp_path, fp32) -> None:
     _, _, calib = fp32
-    model = tiny_model(image_size=SIZE)
+    model = tiny_model(input_size=SIZE)
     path = export_onnx(model, tmp_path / "att.onnx", attention=True)
     report = q.quantize_model(path, tmp_path / "att_int8.onnx", calibration=calib, calibration_count=4)
     net = OnnxPoseModel(report.output, threads=1)
@@ -285,7 +285,7 @@ def test_hrnet_variant_quantizes_although_symbolic_shape_inference_fails(fp32, t
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)
-    path = export_onnx(tiny_model("transpose_h_s", image_size=SIZE), tmp_path / "h.onnx")
+    path = export_onnx(tiny_model("transpose_h_s", input_size=SIZE), tmp_path / "h.onnx")
     report = q.quantize_model(path, tmp_path / "h_int8.onnx", calibration=calib, calibration_count=4)
     assert list(work.iterdir()) == []
     x = torch.from_numpy(_crops(calib, 2))

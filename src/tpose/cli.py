@@ -13,9 +13,11 @@ import torch
 from .bench import data_pipeline as bench_data
 from .bench import inference as bench_inference
 from .bench import training as bench_training
+from .engine.config import read_yaml
 from .engine.eval_run import run_eval
 from .engine.train import train
 from .explain import run_explain
+from .export.int8 import DEFAULT_CALIBRATION_COUNT, DEFAULT_TOLERANCE, CalibrationDataRequired, quantize_model
 from .export.onnx_export import run_export
 from .factory import load_pose_model, shipped_weights
 from .inference.predict_job import run_predict
@@ -184,6 +186,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         size = out.stat().st_size / 1e6
         print(f"wrote {out} ({size:.1f} MB, {'float16' if storage else 'float32'} storage) and its .json")
         return 0
+    int8 = _int8_data(args) if args.int8 else None  # checked before the export, which takes a while
     summary = run_export(
         model, output=args.output, weights=weights, format="onnx", input_size=args.input_size, opset=args.opset,
         attention=args.attention, keypoint_set=args.keypoint_set, verify=not args.no_verify,
@@ -194,7 +197,45 @@ def _cmd_export(args: argparse.Namespace) -> int:
           f"input {summary['input']['shape']})")
     if check:
         print("checked against PyTorch: " + ", ".join(f"{k}={v}" for k, v in check.items() if k != "images"))
-    return 0
+    if int8 is None:
+        return 0
+    calibration, validation, count, tolerance = int8
+    report = quantize_model(summary["output"], Path(summary["output"]).with_name(
+        Path(summary["output"]).stem + "_int8.onnx"), calibration=calibration, validation=validation,
+        calibration_count=count, tolerance=tolerance, progress=None if args.no_progress else print)
+    print(report.summary())
+    return 0 if report.passed in (True, None) else 1
+
+
+def _int8_data(args: argparse.Namespace) -> tuple[object, object, int, float]:
+    """Calibration and validation data of ``--int8``: folders/images, or a YAML of data set specs."""
+    def read(value: str | None, key: str) -> object:
+        if value is None:
+            return None
+        path = Path(value)
+        if path.suffix in (".yaml", ".yml"):
+            data = read_yaml(path.read_text()) or {}
+            if key not in data:
+                raise ValueError(f"{path}: no {key}: list of data set specs (see configs/int8_r_a4_128x96.yaml)")
+            return data[key]
+        return str(path)  # a folder or an image file: whole-image person crops
+
+    if args.calibration is None:
+        raise CalibrationDataRequired("tpose export --int8 needs --calibration: a folder of person images, or a YAML "
+                                      "with calibration: (and validation:) data set specs, e.g. "
+                                      "configs/int8_r_a4_128x96.yaml; calibrate on training data only")
+    calibration = read(args.calibration, "calibration")
+    validation = read(args.validation, "validation") if args.validation else None
+    if validation is None and Path(args.calibration).suffix in (".yaml", ".yml"):
+        validation = (read_yaml(Path(args.calibration).read_text()) or {}).get("validation")
+    if validation is None:
+        raise ValueError("tpose export --int8 needs --validation (persons to measure PCK@0.2 of fp32 vs int8 on: a "
+                         "YAML with validation: data set specs), or a --calibration YAML that has validation: too")
+    data = read_yaml(Path(args.calibration).read_text()) if Path(args.calibration).suffix in (".yaml", ".yml") else {}
+    count = args.calibration_count or int((data or {}).get("calibration_count", DEFAULT_CALIBRATION_COUNT))
+    tolerance = args.int8_tolerance if args.int8_tolerance is not None else float(
+        (data or {}).get("tolerance", DEFAULT_TOLERANCE))
+    return calibration, validation, count, tolerance
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -325,6 +366,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify-images", nargs="*",
                    help="images (or a folder) for the comparison (default: a real photo shipped with tpose)")
     p.add_argument("--tolerance", type=float, default=1e-3, help="max decoded-keypoint difference, in heatmap pixels")
+    p.add_argument("--int8", action="store_true", help="also write <name>_int8.onnx: static int8 quantization "
+                   "(ONNX Runtime), calibrated on --calibration and gated by the PCK@0.2 it loses on --validation")
+    p.add_argument("--calibration", help="with --int8: a folder of person images (each one person), or a YAML "
+                   "with calibration: [data set specs] (and validation:), e.g. configs/int8_r_a4_128x96.yaml")
+    p.add_argument("--validation", help="with --int8: a YAML with validation: [data set specs] (default: the "
+                   "--calibration YAML's)")
+    p.add_argument("--calibration-count", type=int, help="crops drawn for calibration (default 512)")
+    p.add_argument("--int8-tolerance", type=float, help="PCK@0.2 the int8 file may lose (default 0.005)")
+    p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("bench", help="inference (default), training-step (--train) or data-pipeline (--data) "

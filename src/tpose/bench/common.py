@@ -23,30 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from ..utils.cores import usable_cores
-
-
-def _proc_field(path: str, key: str) -> str | None:
-    """The text after the colon of the first line of a Linux ``/proc`` file that starts with ``key``."""
-    try:
-        for line in Path(path).read_text().splitlines():
-            if line.startswith(key):
-                return line.split(":", 1)[1].strip()
-    except (OSError, IndexError):
-        pass
-    return None
+from ..utils.machine import cpu_model, proc_field
 
 
 def _proc_kib_bytes(path: str, key: str) -> int | None:
     """A ``/proc`` field given in kB (``MemTotal:  24000 kB``) as bytes."""
-    value = _proc_field(path, key)
+    value = proc_field(path, key)
     try:
         return None if value is None else int(value.split()[0]) * 1024
     except (ValueError, IndexError):
         return None
-
-
-def _cpu_model() -> str:
-    return _proc_field("/proc/cpuinfo", "model name") or platform.processor() or platform.machine()
 
 
 def _memory_total_bytes() -> int | None:
@@ -60,7 +46,7 @@ def machine_info(threads: int | None = None) -> dict[str, Any]:
 
     info: dict[str, Any] = {
         "time_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "usable_cores": usable_cores(),
         "threads": threads,
         "memory_bytes": _memory_total_bytes(),
@@ -265,18 +251,6 @@ def fmt(value: float | None, digits: int = 1) -> str:
 
 
 # instruction-set extensions that decide which low-precision kernels a CPU runs natively
-_CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_tile")
-
-
-def cpu_features() -> dict[str, bool]:
-    """Which of the SIMD extensions relevant to fp32/bf16 speed the CPU reports (Linux ``/proc/cpuinfo``)."""
-    flags = _proc_field("/proc/cpuinfo", "flags")
-    if flags is None:
-        return {}
-    present = set(flags.split())
-    return {name: name in present for name in _CPU_FEATURES}
-
-
 class TimeLimitExceeded(BaseException):
     """Raised by :func:`time_limit`. A ``BaseException`` because libraries catch ``Exception`` broadly
     (torch.compile swallows a ``TimeoutError`` raised inside it and carries on compiling)."""

@@ -35,8 +35,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..export import INPUT_NAME, create_session, export_onnx
+from ..export.int8 import QuantSettings, calibration_crops, preprocess, quantize_onnx, write_metadata
+from ..models import build_model
+from ..models.checkpoint import load_model
+from ..models.complexity import count_macs
+from ..utils.machine import cpu_features
+from ..utils.ort import session_options
+from ..utils.sizes import parse_size
 from .common import (
-    cpu_features,
     fmt,
     interleaved,
     machine_info,
@@ -79,14 +86,13 @@ DEFAULT_MODELS = (
 
 def parse_model(text: str) -> BenchModel:
     """``NAME@HxW`` (registry name, random weights) or ``FILE.safetensors`` (its own size) or ``FILE@HxW``."""
-    from ..cli import parse_size
 
     source, _, size = text.partition("@")
     is_file = source.endswith((".safetensors", ".pt", ".pth"))
     if size:
         hw = tuple(parse_size(size))
     elif is_file:
-        hw = tuple(_build(source, None).config.image_size)
+        hw = tuple(_build(source, None).config.input_size)
     else:
         hw = (256, 192)
     label = (Path(source).stem if is_file else source) + ("" if not size else f"@{hw[0]}x{hw[1]}")
@@ -95,14 +101,12 @@ def parse_model(text: str) -> BenchModel:
 
 def _build(source: str, input_size: Sequence[int] | None) -> torch.nn.Module:
     if source.endswith((".safetensors", ".pt", ".pth")):
-        from ..models.checkpoint import load_model
 
         model = load_model(source)
     else:
-        from ..models import create_model
 
         torch.manual_seed(0)
-        model = create_model(source, **({} if input_size is None else {"image_size": tuple(input_size)}))
+        model = build_model(source, **({} if input_size is None else {"input_size": tuple(input_size)}))
     return model.eval()
 
 
@@ -112,7 +116,6 @@ def _build(source: str, input_size: Sequence[int] | None) -> torch.nn.Module:
 def _ort_session(proto: Any, threads: int) -> Any:
     import onnxruntime as ort
 
-    from ..export.onnx_runtime import session_options
 
     return ort.InferenceSession(proto.SerializeToString(), session_options(threads), providers=["CPUExecutionProvider"])
 
@@ -176,7 +179,6 @@ def measure_peaks(n: int = 2048, threads: int | None = None) -> dict[str, float]
 
 def _calibration_crops(size: tuple[int, int], count: int, lspet_root: Path | None) -> np.ndarray:
     """``count`` real LSPET training crops (images 1-9000); seeded random images when LSPET is absent."""
-    from ..export.quantize import calibration_crops
 
     if lspet_root is not None and (lspet_root / "joints.mat").is_file():
         spec = {"type": "lspet", "root": str(lspet_root), "first": 1, "last": 9000}
@@ -191,8 +193,6 @@ def prepare(
 ) -> tuple[Path, Path]:
     """The fp32 export and the int8 graph of ``spec`` in ``work_dir`` (reused when already there for the same
     recipe): so the timing run under ``/work/pause-training`` does only timing."""
-    from ..export import export_onnx
-    from ..export.quantize import QuantSettings, preprocess, quantize_onnx, write_metadata
 
     settings = settings or QuantSettings()
     stem = f"{spec.label.replace(' ', '_').replace('@', '_')}_{spec.input_size[0]}x{spec.input_size[1]}"
@@ -224,7 +224,6 @@ def prepare(
 def _runners(
     model: torch.nn.Module, x: torch.Tensor, fp32: Path, int8: Path, threads: int, paths: Sequence[str]
 ) -> dict[str, Callable[[], Any]]:
-    from ..export import INPUT_NAME, create_session
 
     feed = {INPUT_NAME: np.ascontiguousarray(x.numpy())}
     fns: dict[str, Callable[[], Any]] = {}
@@ -285,7 +284,6 @@ def run_benchmark(
     files = {m.label: prepare(m, work, calibration_count, root, progress=say) for m in models}
     if prepare_only:
         return {"prepared": {k: [str(a), str(b)] for k, (a, b) in files.items()}}
-    from ..models.complexity import count_macs
 
     started = time.perf_counter()
     machine = machine_info(threads)
@@ -354,7 +352,6 @@ def time_graphs(
 ) -> dict[str, dict[str, float]]:
     """Median seconds per call (and img/s) of ONNX files taking the same input, timed interleaved: how the
     quantization recipes (QDQ vs QOperator, per-channel vs per-tensor, u8 vs s8 ...) compare in speed."""
-    from ..export import INPUT_NAME, create_session
 
     threads = int(threads or usable_cores())
     sessions = {k: create_session(v, threads=threads, optimization="all") for k, v in graphs.items()}

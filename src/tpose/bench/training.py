@@ -62,8 +62,9 @@ from tpose.engine.config import DEFAULTS
 from tpose.engine.train import resolve_amp
 from tpose.models import list_variants
 
+from ..utils.machine import cpu_features
 from ..utils.sizes import format_size, parse_size
-from .common import cpu_features, machine_info, peak_rss_bytes, usable_cores
+from .common import machine_info, peak_rss_bytes, usable_cores
 from .goals import Goal, add_goal_options, goals_asked, parse_goal
 from .levers import DEFAULT_LEVERS, LEVERS, StepConfig, configurations, default_levers, parse_config
 from .pipeline_timing import PipelinePlan, time_pipeline
