@@ -14,6 +14,8 @@ import platform
 import resource
 import signal
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -279,3 +281,15 @@ def time_limit(seconds: float | None) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+@contextmanager
+def busy_core() -> Iterator[int]:
+    """Another process keeping one core busy (a Python busy loop) for the duration of the block; yields its pid."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # let it start spinning
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait()

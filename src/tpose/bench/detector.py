@@ -35,11 +35,9 @@ import json
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +49,8 @@ from ..data.lspet import load_lspet_records
 from ..inference.detector import PersonBoxes, PersonDetector, YoloxDetector
 from ..inference.tracking import box_iou
 from ..utils.cores import usable_cores
-from .common import fmt, machine_info, markdown_table, write_json, write_markdown
+from ..utils.machine import cpu_features
+from .common import busy_core, fmt, machine_info, markdown_table, write_json, write_markdown
 
 DEFAULT_DATA = Path("..") / "shared" / "data"  # relative to the repository root
 DEFAULT_OUT = Path("benchmarks") / "results"
@@ -260,29 +259,6 @@ def time_detector(
     }
 
 
-@contextmanager
-def busy_core() -> Iterator[int]:
-    """Another process keeping one core busy (a Python busy loop) for the duration of the block; yields its pid."""
-    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.5)  # let it start spinning
-        yield proc.pid
-    finally:
-        proc.kill()
-        proc.wait()
-
-
-def _cpu_flags() -> dict[str, bool]:
-    """The SIMD extensions that decide ONNX Runtime's fp32 / int8 kernels (Linux /proc/cpuinfo)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {}
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    present = set(line.split(":", 1)[-1].split())
-    return {f: f in present for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_tile")}
-
-
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -323,7 +299,7 @@ def run_benchmark(
         "model_sha256": _sha256(model_path) if model_path.is_file() else None,
         "score_threshold": SCORE_THRESHOLD, "nms_threshold": NMS_THRESHOLD, "iou_threshold": IOU_THRESHOLD,
         "sizes": sizes, "threads": thread_list, "reference": REFERENCE,
-        "machine": {**machine_info(thread_list[0]), "cpu_flags": _cpu_flags()},
+        "machine": {**machine_info(thread_list[0]), "cpu_flags": cpu_features()},
         "command": command, "note": note,
     }
     if accuracy_from is not None:

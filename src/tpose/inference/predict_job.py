@@ -52,6 +52,8 @@ def run_predict(
     detector_threshold: float = 0.3,
     tracking: TrackingOptions | None = None,
     max_frames: int | None = None,
+    precision: str = "fp32",
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Everything ``tpose predict`` does; returns the summary (``status`` 0 when everything was read).
 
@@ -75,7 +77,7 @@ def run_predict(
         finder = default_detector(None if str(detector) == "auto" else detector, detector_size, detector_threshold)
     predictor = PosePredictor(model, weights, keypoint_set=keypoint_set, device=device, input_size=input_size,
                               flip_test=flip_test, decode=decode, batch_size=batch_size, backend=backend,
-                              detector=finder, nms_threshold=nms_threshold)
+                              detector=finder, nms_threshold=nms_threshold, precision=precision, threads=threads)
     kset = predictor.keypoint_set
     source = open_source(input, skip_errors=True, max_frames=max_frames)
     dets = load_detections(detections, gt_json=det_gt) if detections is not None else None

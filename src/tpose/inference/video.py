@@ -12,6 +12,7 @@ runs on each person's keypoints with the frame's time stamp.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -88,17 +89,20 @@ class PoseTracker:
         o = self.options
         detect = frame_index % o.detect_every == 0 or not self._previous
         if detect:
+            t0 = time.perf_counter()
             found = self.predictor.detect(image)
+            self.predictor.timings["detect"] += time.perf_counter() - t0
             boxes, scores = found.boxes, found.scores
             self.detections_run += 1
         else:
             boxes, scores = self._carried_boxes()
-        persons = self.predictor._predict_rgb([image], [boxes], [scores], [f"frame {frame_index}"])[0]
+        persons = self.predictor.predict_rgb([image], [boxes], [scores], [f"frame {frame_index}"])[0]
         if not detect:  # a carried box that no longer holds a person: its keypoints lose confidence
             persons = [p for p in persons if float(np.mean(p.scores)) >= o.min_person_score]
         if not o.track:
             self._previous = dict(enumerate(persons))
             return persons
+        t0 = time.perf_counter()
         ids = self.tracker.update(
             np.asarray([p.box for p in persons], np.float32).reshape(-1, 4),
             np.asarray([p.score for p in persons], np.float32),
@@ -112,6 +116,7 @@ class PoseTracker:
                 person = replace(person, keypoints=self.smoother(track_id, kpts, timestamp)[:, :2].astype(np.float32))
             out.append(replace(person, track_id=int(track_id)))
         self._previous = {p.track_id: p for p in out}  # type: ignore[misc]
+        self.predictor.timings["track"] += time.perf_counter() - t0
         return out
 
 
