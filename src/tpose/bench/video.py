@@ -53,6 +53,7 @@ class VideoConfig:
     detect_every: int = 1
     detector_size: int = 416
     pose: str = "torch"  # torch | onnx (fp32) | int8
+    precision: str = "fp32"  # torch path: fp32 | bf16 (autocast)
     busy: bool = False  # time it beside one process that keeps a core busy
     notes: dict[str, Any] = field(default_factory=dict)
 
@@ -64,6 +65,8 @@ def default_configs(int8_pose: Path | None, fp32_pose: Path | None) -> list[Vide
         VideoConfig("detect every 2 frames", detect_every=2),
         VideoConfig("detect every 4 frames", detect_every=4),
         VideoConfig("detector at 320", detector_size=320),
+        VideoConfig("pose bf16 autocast", precision="bf16"),
+        VideoConfig("pose bf16, no flip test", precision="bf16", flip_test=False),
     ]
     if fp32_pose is not None:
         configs.append(VideoConfig("pose fp32 ONNX", pose="onnx"))
@@ -78,7 +81,8 @@ def default_configs(int8_pose: Path | None, fp32_pose: Path | None) -> list[Vide
 def _predictor(cfg: VideoConfig, weights: str, detector: Path, pose_files: dict[str, Path | None]) -> PosePredictor:
     det = YoloxDetector(detector, cfg.detector_size)
     pose = weights if cfg.pose == "torch" else str(pose_files[cfg.pose])
-    return PosePredictor(weights=pose, detector=det, flip_test=cfg.flip_test)
+    return PosePredictor(weights=pose, detector=det, flip_test=cfg.flip_test,
+                         precision=cfg.precision if cfg.pose == "torch" else "fp32")
 
 
 def time_video(cfg: VideoConfig, video: Path, frames: int, weights: str, detector: Path,
@@ -117,7 +121,8 @@ def time_video(cfg: VideoConfig, video: Path, frames: int, weights: str, detecto
     median_total = statistics.median(total)
     return {
         "config": cfg.name, "flip_test": cfg.flip_test, "detect_every": cfg.detect_every,
-        "detector_size": cfg.detector_size, "pose": cfg.pose, "busy": cfg.busy, "frames": len(per_frame),
+        "detector_size": cfg.detector_size, "pose": cfg.pose, "precision": cfg.precision, "busy": cfg.busy,
+        "frames": len(per_frame),
         "median_ms": 1000 * median_total, "fps": 1.0 / median_total,
         "stage_median_ms": {s: 1000 * statistics.median(f[s] for f in warm) for s in STAGES},
         "stage_share": {s: sum(f[s] for f in warm) / sum(total) for s in STAGES},

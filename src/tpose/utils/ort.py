@@ -33,6 +33,7 @@ def session_options(threads: int | None = None, optimization: str = "all", spinn
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
     opts = ort.SessionOptions()
+    opts.log_severity_level = 3  # errors only: warnings about unused initializers of int8 graphs are noise
     opts.intra_op_num_threads = int(threads or usable_cores())
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
