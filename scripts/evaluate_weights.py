@@ -39,12 +39,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="JSON file for the reports")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--no-flip-too", action="store_true", help="also evaluate without the flip test")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     args = parser.parse_args()
     rows, reports = [], {}
     for name, spec in evaluations(args.data):
         for flip in (True, False) if args.no_flip_too else (True,):
             started = time.perf_counter()
-            report = run_eval(args.weights, flip_test=flip, progress=False, **spec)
+            report = run_eval(args.weights, flip_test=flip, progress=False, precision=args.precision, **spec)
             value = next(v for k, v in report["metrics"].items() if k.startswith("PCK"))
             key = f"{name}, {'flip' if flip else 'no flip'}"
             seconds = round(time.perf_counter() - started, 1)

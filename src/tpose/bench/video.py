@@ -2,9 +2,9 @@
 
 Per frame of a video (default: the first 300 frames of ``../shared/data/video/vtest.avi``): read, detect
 (YOLOX), crop, pose network, decode, OKS-NMS, track + smooth, draw, write the drawn frame. Configurations
-change one thing at a time against tpose's defaults (flip test, detection every frame, detector at 416,
-the PyTorch pose path): no flip test, detection every 2 / 4 frames, the detector at 320, the pose model as
-fp32 or int8 ONNX. Each reports the median milliseconds per frame, frames per second, the median of every
+change one thing at a time against ``tpose predict``'s video defaults (no flip test, the PyTorch pose path
+under bf16 autocast where the CPU has native bf16, detection every frame, detector at 416): the flip test,
+fp32, detection every 2 / 4 frames, the detector at 320 / 640, the pose model as fp32 or int8 ONNX. Each reports the median milliseconds per frame, frames per second, the median of every
 stage, and what one more person costs (the slope of the pose stages over the persons of a frame). The same
 default path is then timed beside one busy process (a core kept busy by a spinning child), and on photos
 (detect + pose + draw of each image of a folder).
@@ -36,7 +36,7 @@ from ..inference.draw import draw_poses
 from ..inference.predictor import PosePredictor
 from ..inference.sources import list_images, open_source
 from ..inference.video import PoseTracker, TrackingOptions
-from ..utils.cores import usable_cores
+from ..utils.cores import native_bf16, usable_cores
 from .common import busy_core, machine_info
 from .report import write_report
 
@@ -49,11 +49,11 @@ class VideoConfig:
     """One way to run the pipeline; the defaults are tpose's."""
 
     name: str
-    flip_test: bool = True
+    flip_test: bool = False  # tpose predict's video default
     detect_every: int = 1
     detector_size: int = 416
     pose: str = "torch"  # torch | onnx (fp32) | int8
-    precision: str = "fp32"  # torch path: fp32 | bf16 (autocast)
+    precision: str = "auto"  # torch path: auto (video: bf16 where native) | fp32 | bf16
     busy: bool = False  # time it beside one process that keeps a core busy
     notes: dict[str, Any] = field(default_factory=dict)
 
@@ -61,19 +61,19 @@ class VideoConfig:
 def default_configs(int8_pose: Path | None, fp32_pose: Path | None) -> list[VideoConfig]:
     configs = [
         VideoConfig("default"),
-        VideoConfig("no flip test", flip_test=False),
+        VideoConfig("with the flip test", flip_test=True),
+        VideoConfig("pose fp32 (PyTorch)", precision="fp32"),
+        VideoConfig("pose fp32 with the flip test (the photo path)", precision="fp32", flip_test=True),
         VideoConfig("detect every 2 frames", detect_every=2),
         VideoConfig("detect every 4 frames", detect_every=4),
         VideoConfig("detector at 320", detector_size=320),
-        VideoConfig("pose bf16 autocast", precision="bf16"),
-        VideoConfig("pose bf16, no flip test", precision="bf16", flip_test=False),
+        VideoConfig("detector at 640", detector_size=640),
     ]
     if fp32_pose is not None:
         configs.append(VideoConfig("pose fp32 ONNX", pose="onnx"))
     if int8_pose is not None:
         configs.append(VideoConfig("pose int8 ONNX", pose="int8"))
-        configs.append(VideoConfig("pose int8 ONNX, no flip, detect every 2", pose="int8", flip_test=False,
-                                   detect_every=2))
+        configs.append(VideoConfig("pose int8 ONNX, detect every 2", pose="int8", detect_every=2))
     configs.append(VideoConfig("default, one other process busy", busy=True))
     return configs
 
@@ -81,8 +81,11 @@ def default_configs(int8_pose: Path | None, fp32_pose: Path | None) -> list[Vide
 def _predictor(cfg: VideoConfig, weights: str, detector: Path, pose_files: dict[str, Path | None]) -> PosePredictor:
     det = YoloxDetector(detector, cfg.detector_size)
     pose = weights if cfg.pose == "torch" else str(pose_files[cfg.pose])
+    precision = cfg.precision
+    if precision == "auto":
+        precision = "bf16" if native_bf16() else "fp32"
     return PosePredictor(weights=pose, detector=det, flip_test=cfg.flip_test,
-                         precision=cfg.precision if cfg.pose == "torch" else "fp32")
+                         precision=precision if cfg.pose == "torch" else "fp32")
 
 
 def time_video(cfg: VideoConfig, video: Path, frames: int, weights: str, detector: Path,
@@ -124,7 +127,7 @@ def time_video(cfg: VideoConfig, video: Path, frames: int, weights: str, detecto
         "detector_size": cfg.detector_size, "pose": cfg.pose, "precision": cfg.precision, "busy": cfg.busy,
         "frames": len(per_frame),
         "median_ms": 1000 * median_total, "fps": 1.0 / median_total,
-        "stage_median_ms": {s: 1000 * statistics.median(f[s] for f in warm) for s in STAGES},
+        "stage_mean_ms": {s: 1000 * statistics.mean(f[s] for f in warm) for s in STAGES},
         "stage_share": {s: sum(f[s] for f in warm) / sum(total) for s in STAGES},
         "persons_per_frame": statistics.mean(warm_persons),
         "ms_per_extra_person": None if slope is None else 1000 * slope,
@@ -157,17 +160,21 @@ def markdown(results: dict[str, Any]) -> str:
         f"Measured {m['time_utc']} UTC on {m['cpu']} ({m['usable_cores']} usable cores, torch threads "
         f"{default['torch_threads']}), torch {m['torch']}; video {results['video_file']} (first "
         f"{default['frames']} frames, {default['persons_per_frame']:.1f} persons per frame on average); pose "
-        f"weights {results['weights']}; detector {results['detector']}. Medians over the frames (the first 3 "
-        "frames excluded as warm-up).", "",
+        f"weights {results['weights']}; detector {results['detector']}. ms / frame is the median over the "
+        "frames (the first 3 excluded as warm-up); the stage columns are means per frame (with detection every N "
+        "frames, most frames run no detector); ms / extra person is the slope of crop + network + decode over the "
+        "persons of a frame.", "",
         f"Command: `{results['command']}`", "",
-        "| configuration | ms / frame | fps | vs default | " + " | ".join(STAGES) + " | ms / extra person |",
-        "|---|---:|---:|---:|" + "---:|" * len(STAGES) + "---:|",
+        "| configuration | ms / frame | fps | vs default | persons / frame | " + " | ".join(STAGES)
+        + " | ms / extra person |",
+        "|---|---:|---:|---:|---:|" + "---:|" * len(STAGES) + "---:|",
     ]
     for r in rows:
-        stages = " | ".join(f"{r['stage_median_ms'][s]:.1f}" for s in STAGES)
+        stages = " | ".join(f"{r['stage_mean_ms'][s]:.1f}" for s in STAGES)
         extra = "n/a" if r["ms_per_extra_person"] is None else f"{r['ms_per_extra_person']:.1f}"
         ratio = r["median_ms"] / default["median_ms"]
-        lines.append(f"| {r['config']} | {r['median_ms']:.1f} | {r['fps']:.1f} | {ratio:.2f}x | {stages} | {extra} |")
+        lines.append(f"| {r['config']} | {r['median_ms']:.1f} | {r['fps']:.1f} | {ratio:.2f}x | "
+                     f"{r['persons_per_frame']:.1f} | {stages} | {extra} |")
     shares = ", ".join(f"{s} {100 * default['stage_share'][s]:.0f}%" for s in STAGES)
     lines += ["", f"Share of the default path's time: {shares}.", ""]
     busy = next((r for r in rows if r["busy"]), None)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch.utils.data import DataLoader
 
 from ..data import LIMB_JOINTS, TopDownDataset
@@ -40,6 +41,7 @@ def run_eval(
     progress: bool = True,
     backend: str | None = None,
     keypoint_set: str | Path | None = None,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Measure ``weights`` (a tag, a weights file or an ``.onnx`` export; default: the shipped weights) and
     return the report as a dict.
@@ -91,9 +93,11 @@ def run_eval(
         model, loader, model_set, data_keypoint_set=data_set, flip_test=flip_test, decode=decode, device=device,
         boxes=boxes, metrics=(metric,), joint_subset=list(LIMB_JOINTS) if limbs_only else None, coco_gt=coco_gt,
         results_path=results, progress=progress,
+        amp_dtype=torch.bfloat16 if precision == "bf16" else None,
     )
     out = report.to_dict()
-    out.update({"weights": loaded.weights, "data": data, "input_size": list(size), "summary": report.summary()})
+    out.update({"weights": loaded.weights, "data": data, "input_size": list(size), "precision": precision,
+                "summary": report.summary()})
     if report_json:
         Path(report_json).parent.mkdir(parents=True, exist_ok=True)
         Path(report_json).write_text(json.dumps(out, indent=2, default=str))

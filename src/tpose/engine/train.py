@@ -27,6 +27,7 @@ from ..models.checkpoint import CheckpointMismatchError, load_weights, save_weig
 from ..models.dropout import set_fast_dropout
 from ..models.imagenet_init import init_backbone_from_imagenet
 from ..models.registry import build_model
+from ..utils.cores import native_bf16
 from .builders import build_datasets
 from .config import load_config, validate_config
 from .distributed import (
@@ -71,11 +72,7 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
         raise ValueError(f"train.amp must be auto, off, bf16 or fp16, got {mode!r}")
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    try:
-        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        native = False
-    return torch.bfloat16 if native else None
+    return torch.bfloat16 if native_bf16(device) else None
 
 
 def input_size_at(schedule: list, epoch: int, default: tuple[int, int]) -> tuple[int, int]:
