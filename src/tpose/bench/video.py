@@ -4,8 +4,9 @@ Per frame of a video (default: the first 300 frames of ``../shared/data/video/vt
 (YOLOX), crop, pose network, decode, OKS-NMS, track + smooth, draw, write the drawn frame. Configurations
 change one thing at a time against ``tpose predict``'s video defaults (no flip test, the PyTorch pose path
 under bf16 autocast where the CPU has native bf16, detection every frame, detector at 416): the flip test,
-fp32, detection every 2 / 4 frames, the detector at 320 / 640, the pose model as fp32 or int8 ONNX. Each reports the median milliseconds per frame, frames per second, the median of every
-stage, and what one more person costs (the slope of the pose stages over the persons of a frame). The same
+fp32, detection every 2 / 4 frames, the detector at 320 / 640, the pose model as fp32 or int8 ONNX. Each
+reports the median milliseconds per frame, frames per second, the mean of every stage, and what one more
+person costs (the slope of the pose stages over the persons of a frame). The same
 default path is then timed beside one busy process (a core kept busy by a spinning child), and on photos
 (detect + pose + draw of each image of a folder).
 
