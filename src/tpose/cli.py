@@ -11,8 +11,11 @@ from pathlib import Path
 import torch
 
 from .bench import data_pipeline as bench_data
+from .bench import detector as bench_detector
 from .bench import inference as bench_inference
+from .bench import int8 as bench_int8
 from .bench import training as bench_training
+from .bench import video as bench_video
 from .engine.config import read_yaml
 from .engine.eval_run import run_eval
 from .engine.train import train
@@ -156,6 +159,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     _, weights = _model_and_weights(args)
     if weights is None:
         raise ValueError("tpose eval needs --weights (a tag, a weights file or an .onnx export)")
+    if args.detector is not None:  # end to end: the predictor finds the people, annotated persons are matched
+        from .inference.end_to_end import run_detected_eval
+
+        if args.detections or args.metric not in (None, "pck"):
+            raise ValueError("--detector scores PCK of the persons the predictor finds: leave out "
+                             "--detections / --metric (or drop --detector to score a detections file)")
+        report = run_detected_eval(
+            weights, data=args.data, root=args.root, first=args.first, last=args.last, image_ids=args.image_ids,
+            ann_file=args.ann_file, image_dir=args.image_dir, detector=args.detector, detector_size=args.det_size,
+            detector_threshold=args.det_threshold, limbs_only=args.limbs, flip_test=not args.no_flip,
+            precision=args.precision, device=args.device, backend=args.backend, report_json=args.report,
+            progress=not args.no_progress)
+        print(report["summary"])
+        return 0
     report = run_eval(
         weights, data=args.data, root=args.root, first=args.first, last=args.last, image_ids=args.image_ids,
         ann_file=args.ann_file,
@@ -243,7 +260,9 @@ def _int8_data(args: argparse.Namespace) -> tuple[object, object, int, float]:
 def _cmd_bench(args: argparse.Namespace) -> int:
     """Run from the repository root; the benchmark's own options follow (``tpose bench -- --help``)."""
     rest = [a for a in args.rest if a != "--"]
-    bench_main = bench_training.main if args.train else bench_data.main if args.data else bench_inference.main
+    chosen = {"train": bench_training.main, "data": bench_data.main, "int8": bench_int8.main,
+              "video": bench_video.main, "detector": bench_detector.main}
+    bench_main = next((f for k, f in chosen.items() if getattr(args, k)), bench_inference.main)
     return int(bench_main(rest) or 0)
 
 
@@ -385,11 +404,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("bench", help="inference (default), training-step (--train) or data-pipeline (--data) "
-                       "benchmark: a table plus JSON/Markdown in benchmarks/results")
+    p = sub.add_parser("bench", help="inference (default), training-step (--train), data-pipeline (--data), int8 "
+                       "(--int8), video (--video) or detector (--detector) benchmark: a table plus JSON/Markdown "
+                       "in benchmarks/results")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--train", action="store_true", help="whole training steps: reference vs default and levers")
     group.add_argument("--data", action="store_true", help="the data pipeline's samples per second")
+    group.add_argument("--int8", action="store_true", help="int8 ONNX vs fp32 ONNX Runtime vs PyTorch, matmul peaks")
+    group.add_argument("--video", action="store_true", help="detection + pose + tracking per video frame, by stage")
+    group.add_argument("--detector", action="store_true", help="the person detector's recall, precision and speed")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="the benchmark's own options (see tpose bench -- --help)")
     p.set_defaults(func=_cmd_bench)
 
@@ -405,6 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ann-file", help="COCO-format keypoint annotation JSON (any keypoint set it names)")
     p.add_argument("--image-dir", help="folder of the COCO images")
     p.add_argument("--detections", help="COCO detection-results JSON: evaluate with detector boxes")
+    p.add_argument("--detector", nargs="?", const="auto",
+                   help="end to end: the predictor finds the people (YOLOX-Nano, or this .onnx), annotated persons "
+                        "are matched at IoU >= 0.5, PCK of each matched one, 0 for a missed one")
+    p.add_argument("--det-size", type=int, default=416, help="with --detector: its input side (multiple of 32)")
+    p.add_argument("--det-threshold", type=float, default=0.3, help="with --detector: keep boxes scoring this")
     p.add_argument("--min-box-score", type=float, default=0.0)
     p.add_argument("--metric", choices=("pck", "pckh", "coco"))
     p.add_argument("--limbs", action="store_true", help="PCK over the 12 limb joints COCO and LSP share")

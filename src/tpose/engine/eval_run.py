@@ -58,19 +58,7 @@ def run_eval(
     model, model_set, size = loaded.model, loaded.keypoint_set, loaded.input_size
     boxes = "gt"
     coco_gt = None
-    if data in ("lspet", "lsp"):
-        if root is None:
-            raise ValueError(f"tpose eval --data {data} needs --root (the folder with joints.mat and images/)")
-        if data == "lspet":  # its validation part unless told otherwise
-            first, last = first or VAL_RANGE[0], last or VAL_RANGE[1]
-        spec: dict[str, Any] = {"type": data, "root": root, "first": first, "last": last}
-    elif data == "coco":
-        if ann_file is None or image_dir is None:
-            raise ValueError("tpose eval --data coco needs --ann-file and --image-dir")
-        spec = {"type": "coco", "ann_file": ann_file, "image_dir": image_dir}
-    else:
-        raise ValueError(f"unknown --data {data!r}: use lspet, lsp or coco")
-    spec["image_ids"] = image_ids
+    spec = eval_data_spec(data, root, first, last, image_ids, ann_file, image_dir)
     if detections:
         if data != "coco":
             raise ValueError("--detections needs --data coco (detector boxes are matched to COCO image ids)")
@@ -102,3 +90,30 @@ def run_eval(
         Path(report_json).parent.mkdir(parents=True, exist_ok=True)
         Path(report_json).write_text(json.dumps(out, indent=2, default=str))
     return out
+
+
+def eval_data_spec(
+    data: str = "lspet",
+    root: str | Path | None = None,
+    first: int | None = None,
+    last: int | None = None,
+    image_ids: str | Path | list[int] | None = None,
+    ann_file: str | Path | None = None,
+    image_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """The data-part spec (as in a training config) of ``tpose eval``'s data flags; LSPET defaults to its
+    validation part."""
+    if data in ("lspet", "lsp"):
+        if root is None:
+            raise ValueError(f"tpose eval --data {data} needs --root (the folder with joints.mat and images/)")
+        if data == "lspet":  # its validation part unless told otherwise
+            first, last = first or VAL_RANGE[0], last or VAL_RANGE[1]
+        spec: dict[str, Any] = {"type": data, "root": root, "first": first, "last": last}
+    elif data == "coco":
+        if ann_file is None or image_dir is None:
+            raise ValueError("tpose eval --data coco needs --ann-file and --image-dir")
+        spec = {"type": "coco", "ann_file": ann_file, "image_dir": image_dir}
+    else:
+        raise ValueError(f"unknown --data {data!r}: use lspet, lsp or coco")
+    spec["image_ids"] = image_ids
+    return spec
