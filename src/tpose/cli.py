@@ -23,6 +23,7 @@ from .explain import run_explain
 from .export.int8 import DEFAULT_CALIBRATION_COUNT, DEFAULT_TOLERANCE, CalibrationDataRequired, quantize_model
 from .export.onnx_export import run_export
 from .factory import load_pose_model, shipped_weights
+from .inference.end_to_end import run_detected_eval
 from .inference.predict_job import run_predict
 from .inference.video import TrackingOptions
 from .models.checkpoint import save_released_layout, save_weights
@@ -160,8 +161,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if weights is None:
         raise ValueError("tpose eval needs --weights (a tag, a weights file or an .onnx export)")
     if args.detector is not None:  # end to end: the predictor finds the people, annotated persons are matched
-        from .inference.end_to_end import run_detected_eval
-
         if args.detections or args.metric not in (None, "pck"):
             raise ValueError("--detector scores PCK of the persons the predictor finds: leave out "
                              "--detections / --metric (or drop --detector to score a detections file)")

@@ -34,9 +34,9 @@ import torch
 from ..data.image_io import read_image
 from ..inference.detector import YoloxDetector
 from ..inference.draw import draw_poses
-from ..inference.predictor import PosePredictor
+from ..inference.predictor import PersonPose, PosePredictor
 from ..inference.sources import list_images, open_source
-from ..inference.video import PoseTracker, TrackingOptions
+from ..inference.video import PoseTracker, TrackingOptions, agreement
 from ..utils.cores import native_bf16, usable_cores
 from .common import busy_core, machine_info
 from .report import write_report
@@ -90,8 +90,10 @@ def _predictor(cfg: VideoConfig, weights: str, detector: Path, pose_files: dict[
 
 
 def time_video(cfg: VideoConfig, video: Path, frames: int, weights: str, detector: Path,
-               pose_files: dict[str, Path | None], out_dir: Path) -> dict[str, Any]:
-    """Every stage of every frame of ``video`` (up to ``frames``), timed; medians per frame."""
+               pose_files: dict[str, Path | None], out_dir: Path,
+               keep: list[list[PersonPose]] | None = None) -> dict[str, Any]:
+    """Every stage of every frame of ``video`` (up to ``frames``), timed; medians per frame. The persons of
+    each frame are appended to ``keep`` when given (to compare configurations)."""
     predictor = _predictor(cfg, weights, detector, pose_files)
     tracker = PoseTracker(predictor, TrackingOptions(detect_every=cfg.detect_every))
     source = open_source(video, max_frames=frames)
@@ -116,6 +118,8 @@ def time_video(cfg: VideoConfig, video: Path, frames: int, weights: str, detecto
         t3 = time.perf_counter()
         per_frame.append({"read": t_read, **spent, "draw": t2 - t1, "write": t3 - t2, "total": t3 - t0})
         persons.append(len(found))
+        if keep is not None:
+            keep.append(found)
     writer.release()
     warm = per_frame[3:] if len(per_frame) > 10 else per_frame  # the first frames warm the caches up
     warm_persons = persons[len(per_frame) - len(warm):]
@@ -178,6 +182,15 @@ def markdown(results: dict[str, Any]) -> str:
                      f"{r['persons_per_frame']:.1f} | {stages} | {extra} |")
     shares = ", ".join(f"{s} {100 * default['stage_share'][s]:.0f}%" for s in STAGES)
     lines += ["", f"Share of the default path's time: {shares}.", ""]
+    for r in rows:
+        a = r.get("agreement")
+        if a and a["median_box_iou"] is not None and a["median_keypoint_distance_px"] is not None:
+            lines.append(f"{r['config']} against {a['reference']} (every frame), persons matched by the box of "
+                         f"their confident keypoints at IoU >= 0.3: {100 * a['unmatched_share']:.1f} % of "
+                         f"{a['persons']} persons unmatched, median box IoU {a['median_box_iou']:.2f}, median "
+                         f"keypoint distance {a['median_keypoint_distance_px']:.1f} px.")
+    if any(r.get("agreement") for r in rows):
+        lines.append("")
     busy = next((r for r in rows if r["busy"]), None)
     if busy is not None:
         ratio = busy["median_ms"] / default["median_ms"]
@@ -200,16 +213,24 @@ def run_benchmark(video: Path, frames: int, weights: str, detector: Path, config
                   pose_files: dict[str, Path | None], photos: Path | None, out: Path | None, command: str,
                   note: str = "") -> dict[str, Any]:
     rows = []
+    kept: dict[str, list[list[PersonPose]]] = {}
     with tempfile.TemporaryDirectory(prefix="tpose-bench-video-") as tmp:
         for cfg in configs:
             print(f"timing {cfg.name} ...", flush=True)
+            kept[cfg.name] = []
             if cfg.busy:
                 with busy_core():
                     row = time_video(replace(cfg), video, frames, weights, detector, pose_files, Path(tmp))
             else:
-                row = time_video(cfg, video, frames, weights, detector, pose_files, Path(tmp))
+                row = time_video(cfg, video, frames, weights, detector, pose_files, Path(tmp), kept[cfg.name])
             print(f"  {row['median_ms']:.1f} ms/frame, {row['fps']:.1f} fps", flush=True)
             rows.append(row)
+    # detection every N frames against every frame, all else equal: how much of the result it keeps
+    for cfg, row in zip(configs, rows, strict=True):
+        twin = next((c for c in configs if c.detect_every == 1 and not c.busy
+                     and replace(c, name=cfg.name, detect_every=cfg.detect_every) == cfg), None)
+        if cfg.detect_every > 1 and twin is not None and kept.get(twin.name):
+            row["agreement"] = {"reference": twin.name, **agreement(kept[twin.name], kept[cfg.name])}
     results = {"machine": machine_info(usable_cores()), "video_file": str(video), "weights": weights,
                "detector": str(detector), "video": rows, "command": command, "note": note}
     if photos is not None and photos.is_dir():

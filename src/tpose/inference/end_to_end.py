@@ -9,6 +9,7 @@ every joint. So the number falls both with worse poses and with missed people.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,9 +19,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..data import LIMB_JOINTS
 from ..data.keypoint_sets import KeypointSet
+from ..data.mixture import build_part
 from ..data.records import VISIBLE, PersonRecord
+from ..engine.eval_run import eval_data_spec
 from ..engine.metrics import joint_box_size, pck
+from .detector import default_detector
 from .predictor import PersonPose, PosePredictor
 from .tracking import box_iou
 
@@ -185,13 +190,6 @@ def run_detected_eval(
 ) -> dict[str, Any]:
     """``tpose eval --detector``: the end-to-end PCK of ``weights`` on a data set's images (see the module doc);
     the data flags are those of :func:`tpose.engine.eval_run.run_eval`."""
-    import json
-
-    from ..data import LIMB_JOINTS
-    from ..data.mixture import build_part
-    from ..engine.eval_run import eval_data_spec
-    from .detector import default_detector
-
     part = build_part(eval_data_spec(data, root, first, last, image_ids, ann_file, image_dir))
     finder = default_detector(None if str(detector) == "auto" else detector, detector_size, detector_threshold)
     predictor = PosePredictor(weights=weights, detector=finder, flip_test=flip_test, precision=precision,

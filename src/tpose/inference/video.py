@@ -29,8 +29,13 @@ class TrackingOptions:
     detect_every: int = 1  # run the detector on every n-th frame (1: every frame)
     track: bool = True  # ids across frames
     smooth: bool = True  # One-Euro smoothing of the keypoints of each track
-    max_lost_frames: int = 10  # a track unseen for more frames than this is dropped (its id is not reused)
-    min_iou: float = 0.3  # a box must overlap a track's box this much to continue it
+    # a track unseen for more frames than this is dropped (its id is not reused); 20 frames (2 s of vtest.avi)
+    # bridge a person hidden behind a post or another walker
+    max_lost_frames: int = 20
+    # a box must overlap a track's (motion-predicted) box this much to continue it: small, fast walkers
+    # overlap their last box little, and OKS of the poses separates neighbours (vtest.avi, docs/tracking.md)
+    min_iou: float = 0.1
+    predict_frames: int = 5  # a lost track's box keeps moving at its velocity for this many frames
     oks_weight: float = 0.5  # matching cost: (1 - w) * IoU + w * OKS of the poses
     keypoint_threshold: float = 0.3  # keypoints scoring at least this place a carried box
     min_person_score: float = 0.15  # a carried person whose mean keypoint score is below this is lost
@@ -62,6 +67,7 @@ class PoseTracker:
         self.options = options or TrackingOptions()
         o = self.options
         self.tracker = Tracker(min_iou=o.min_iou, max_lost_frames=o.max_lost_frames, oks_weight=o.oks_weight,
+                               predict_frames=o.predict_frames,
                                oks_sigmas=predictor.keypoint_set.sigmas, keypoint_threshold=o.keypoint_threshold)
         self.smoother = KeypointSmoother(min_cutoff=o.smooth_min_cutoff, beta=o.smooth_beta, enabled=o.smooth)
         self._previous: dict[int, PersonPose] = {}
