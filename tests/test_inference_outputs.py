@@ -12,10 +12,16 @@ import pytest
 import torch
 
 import tpose
-from tpose.data.keypoint_sets import COCO17, KeypointSet
+from tpose.data.keypoint_sets import COCO17, LSP14, KeypointSet
 from tpose.inference import PersonPose, PosePredictor, run_predict
 from tpose.inference.draw import draw_poses
-from tpose.inference.results import coco_keypoint_results, image_record, video_record, write_json
+from tpose.inference.results import (
+    coco_absent_joints,
+    coco_keypoint_results,
+    image_record,
+    video_record,
+    write_json,
+)
 
 from .conftest import COCO_DET, needs_coco_det, tiny_model
 
@@ -87,6 +93,25 @@ def test_coco_results_load_into_pycocotools(tmp_path: Path) -> None:
     gt = COCO(str(COCO_DET / "test_coco.json"))
     dt = gt.loadRes(str(path))
     assert len(dt.getAnnIds(imgIds=[785])) == 2
+
+
+def test_coco_results_of_an_lsp14_model_follow_coco_order_and_zero_the_absent_joints() -> None:
+    points = [(10.0 * i, 5.0 * i) for i in range(14)]
+    person = a_person(points, [0.9] * 14, LSP14)
+    (record,) = coco_keypoint_results(7, [person], keypoint_set=LSP14)
+    triples = np.array(record["keypoints"]).reshape(17, 3)
+    absent = coco_absent_joints(LSP14)
+    assert absent == ["nose", "left_eye", "right_eye", "left_ear", "right_ear"]
+    for i, name in enumerate(COCO17.names):
+        if name in absent:
+            assert triples[i].tolist() == [0.0, 0.0, 0.0]
+        else:
+            j = LSP14.names.index(name)
+            assert triples[i].tolist() == [points[j][0], points[j][1], 0.9]
+    assert coco_absent_joints(COCO17) == []
+    other = KeypointSet("dots", ("a", "b"), ())
+    with pytest.raises(ValueError, match="shares no joint name with COCO-17"):
+        coco_keypoint_results(7, [a_person([(0.0, 0.0), (1.0, 1.0)], [1.0, 1.0], other)], keypoint_set=other)
 
 
 def test_run_predict_on_a_folder_finishes_past_a_corrupt_image(tiny: tpose.TransPose, tmp_path: Path) -> None:

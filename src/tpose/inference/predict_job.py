@@ -21,7 +21,7 @@ from ..utils.cores import native_bf16
 from .detector import PersonDetector, default_detector
 from .draw import draw_poses
 from .predictor import PersonPose, PosePredictor
-from .results import coco_keypoint_results, image_record, video_record, write_json
+from .results import coco_absent_joints, coco_keypoint_results, image_record, video_record, write_json
 from .sources import image_id_for, load_coco_image_ids, load_detections, open_source
 from .video import PoseTracker, TrackingOptions
 
@@ -149,7 +149,7 @@ def run_predict(
                     ids_by_order.append(frame.name)
                     image_id = processed
             if coco_results is not None:
-                coco.extend(coco_keypoint_results(image_id, persons))
+                coco.extend(coco_keypoint_results(image_id, persons, keypoint_set=kset))
         if not is_video:
             bar.n = processed + len(source.skipped)
             bar.refresh()
@@ -199,6 +199,9 @@ def run_predict(
                 summary["error"] = (f"none of the {processed} image(s) matches an image id of {detections} (images "
                                     "are matched by numeric file name, or by --det-gt's file names)")
                 problems = True
+    if coco_results is not None:
+        # COCO-17 joints this model does not predict: zeros in the results file, never made up
+        summary["coco_absent_joints"] = coco_absent_joints(kset)
     if coco_results is not None and ids_by_order:
         summary["ids_by_order"] = ids_by_order  # files given their position as COCO image id
     summary["status"] = 1 if problems else 0

@@ -1,7 +1,10 @@
 """Prediction files: a readable per-image (or per-video) JSON with named keypoints, and COCO results for scoring.
 
 The COCO results file is what ``pycocotools``' ``COCO.loadRes`` and the COCO evaluation server expect:
-one record per person with the keypoints flattened to ``[x1, y1, s1, x2, ...]``.
+one record per person with the keypoints flattened to ``[x1, y1, s1, x2, ...]``. A model of another keypoint
+set (the shipped LSP-14 one) writes them in COCO-17 order by joint name; joints it does not predict (COCO's
+nose, eyes and ears for LSP-14) are written as ``0, 0, 0`` and named by :func:`coco_absent_joints`, never
+invented.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..data.keypoint_sets import KeypointSet
+from ..data.keypoint_sets import COCO17, KeypointSet
 from ..utils.files import atomic_write
 
 DECIMALS = 2
@@ -102,13 +105,36 @@ def video_record(
     return record
 
 
-def coco_keypoint_results(image_id: int, persons: Iterable[_Pose], category_id: int = 1) -> list[dict[str, Any]]:
-    """COCO keypoint results records for one image (keypoint score as the third value of each triple)."""
+def coco_absent_joints(keypoint_set: KeypointSet | None) -> list[str]:
+    """COCO-17 joints that a model of ``keypoint_set`` does not predict (written as zeros in COCO results)."""
+    if keypoint_set is None or keypoint_set.names == COCO17.names:
+        return []
+    return [n for n in COCO17.names if n not in keypoint_set.names]
+
+
+def coco_keypoint_results(
+    image_id: int, persons: Iterable[_Pose], category_id: int = 1, keypoint_set: KeypointSet | None = None
+) -> list[dict[str, Any]]:
+    """COCO keypoint results records for one image (keypoint score as the third value of each triple).
+
+    With a ``keypoint_set`` other than COCO-17 that shares joint names with it, the triples follow COCO-17's
+    order and its absent joints are zeros (see the module doc); with none, the model's own order is kept.
+    """
+    order = None
+    if keypoint_set is not None and keypoint_set.names != COCO17.names:
+        index = {n: i for i, n in enumerate(keypoint_set.names)}
+        if not any(n in index for n in COCO17.names):
+            raise ValueError(f"keypoint set {keypoint_set.name!r} shares no joint name with COCO-17: its "
+                             "predictions cannot be written as COCO keypoint results")
+        order = [index.get(n) for n in COCO17.names]
     out = []
     for p in persons:
         kpts = np.asarray(p.keypoints, dtype=np.float64).reshape(-1, 2)
         scores = np.asarray(p.scores, dtype=np.float64).reshape(-1)
-        flat = np.concatenate([kpts, scores[:, None]], axis=1).reshape(-1)
+        triples = np.concatenate([kpts, scores[:, None]], axis=1)
+        if order is not None:
+            triples = np.stack([triples[i] if i is not None else np.zeros(3) for i in order])
+        flat = triples.reshape(-1)
         out.append(
             {
                 "image_id": int(image_id),
