@@ -109,9 +109,9 @@ def source_parts(
     raise TypeError(f"cannot read calibration/validation data from {type(source).__name__}: " + CALIBRATION_HELP)
 
 
-def crop_records(records: Sequence[PersonRecord], image_size: Sequence[int], padding: float = 1.25) -> np.ndarray:
+def crop_records(records: Sequence[PersonRecord], input_size: Sequence[int], padding: float = 1.25) -> np.ndarray:
     """Eval-mode crops of ``records`` exactly as ``TopDownDataset(train=False)`` makes them, [N, 3, H, W]."""
-    codec = HeatmapCodec(tuple(image_size), padding=padding)
+    codec = HeatmapCodec(tuple(input_size), padding=padding)
     out = np.empty((len(records), 3, *codec.input_size), dtype=np.float32)
     for i, rec in enumerate(records):
         x, y, bw, bh = (float(v) for v in rec.box)
@@ -122,7 +122,7 @@ def crop_records(records: Sequence[PersonRecord], image_size: Sequence[int], pad
 
 def calibration_crops(
     source: Any,
-    image_size: Sequence[int],
+    input_size: Sequence[int],
     count: int = DEFAULT_CALIBRATION_COUNT,
     seed: int = 0,
     boxes: Sequence[Sequence[float] | None] | None = None,
@@ -151,7 +151,7 @@ def calibration_crops(
         idx = np.sort(rng.choice(len(records), size=take, replace=False)) if take < len(records) else np.arange(take)
         chosen += [records[i] for i in idx]
         labels.append(f"{take} from {label}")
-    images = crop_records(chosen, image_size)
+    images = crop_records(chosen, input_size)
     return CropSet(images, f"{len(chosen)} person crops: " + "; ".join(labels), sorted({r.image_path for r in chosen}))
 
 

@@ -33,7 +33,7 @@ class ValidationSet:
 
 def load_validation(
     source: Any,
-    image_size: Sequence[int],
+    input_size: Sequence[int],
     name: str | None = None,
     batch_size: int = 32,
     limit: int | None = None,
@@ -55,7 +55,7 @@ def load_validation(
                             f"got {type(item).__name__}")
         part = build_part(item)
         records = part.records[:limit] if limit else part.records
-        ds = TopDownDataset(records, part.keypoint_set, tuple(int(v) for v in image_size), train=False)
+        ds = TopDownDataset(records, part.keypoint_set, tuple(int(v) for v in input_size), train=False)
         loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
         batches = [dict(b) for b in loader]
         out.append(ValidationSet(name=name or spec_label(item), keypoint_set=part.keypoint_set, batches=batches,
@@ -122,13 +122,13 @@ def accuracy_gate(
     tolerance: float = DEFAULT_TOLERANCE,
     threads: int | None = None,
     fp32_pck: dict[str, float] | None = None,
-    image_size: Sequence[int] | None = None,
+    input_size: Sequence[int] | None = None,
 ) -> AccuracyGate:
     """Measure PCK@0.2 of ``int8`` against ``fp32`` on ``validation`` (specs or loaded sets); the gate the
     search and :func:`quantize_model` apply. ``fp32_pck`` skips re-measuring the fp32 graph."""
-    if image_size is None:
-        image_size = OnnxPoseModel(fp32 if isinstance(fp32, (str, Path)) else int8, threads=1).input_size
-    sets = load_validation(validation, image_size)
+    if input_size is None:
+        input_size = OnnxPoseModel(fp32 if isinstance(fp32, (str, Path)) else int8, threads=1).input_size
+    sets = load_validation(validation, input_size)
     ref = dict(fp32_pck) if fp32_pck is not None else measure_pck(fp32, sets, threads)
     got = measure_pck(int8, sets, threads)
     return AccuracyGate(pck_fp32=ref, pck_int8=got, persons={s.name: s.num_persons for s in sets},
