@@ -54,7 +54,8 @@ def main() -> None:
             xs, ys = hours, values[key]
             if args.start is not None:
                 xs, ys = [0.0, *xs], [args.start[PANELS.index((key, _))], *ys]
-            ax.plot(xs, ys, marker="o", ms=3, label=label)
+            kept = [(x, y) for x, y in zip(xs, ys, strict=True) if y == y]  # epochs without validation: skipped
+            ax.plot([x for x, _ in kept], [y for _, y in kept], marker="o", ms=3, label=label)
     for ax, (_, title) in zip(axes, PANELS, strict=True):
         ax.set_title(title)
         ax.set_xlabel(f"hours of the 2-core CPU (images seen / {args.rate:g} img/s)")

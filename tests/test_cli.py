@@ -31,7 +31,7 @@ def test_info_and_weights_tables(capsys):
     assert "5,985,105" in out and "16 x 12 = 192" in out and "coco-256x192" in out
     assert main(["weights"]) == 0
     out = capsys.readouterr().out
-    for name in ("transpose_r_a3", "transpose_h_a6", "lspet-128x96"):
+    for name in ("transpose_r_a3", "transpose_h_a6", "lsp-mpii-128x96"):
         assert name in out
 
 

@@ -25,7 +25,7 @@ from tpose.weights.registry import YOLOX_NANO
 from .conftest import COCO_DET, DETECTOR, VIDEO, needs_coco_det, needs_detector, needs_video
 from .test_weights_download import _Server
 
-SHIPPED = Path(__file__).resolve().parents[1] / "src/tpose/weights/transpose_r_a4_lspet_128x96.safetensors"
+SHIPPED = Path(__file__).resolve().parents[1] / "src/tpose/weights/transpose_r_a4_lsp_mpii_128x96.safetensors"
 
 
 @pytest.fixture(autouse=True)

@@ -27,7 +27,7 @@ from tpose.weights import files as wfiles
 
 from .conftest import REPO, TINY, tiny_model
 
-SHIPPED = "transpose_r_a4_lspet_128x96.safetensors"
+SHIPPED = "transpose_r_a4_lsp_mpii_128x96.safetensors"
 SPEC_FILES = {  # /work/shared/spec/transpose-reference.md, "Released checkpoints"
     "transpose_r_a3": "tp_r_256x192_enc3_d256_h1024_mh8.pth",
     "transpose_r_a4": "tp_r_256x192_enc4_d256_h1024_mh8.pth",
@@ -53,7 +53,7 @@ def shipped_dir(tmp_path, monkeypatch) -> tuple[Path, tpose.TransPose]:
         model,
         folder / SHIPPED,
         extra_metadata={"variant": "transpose_r_a4", "keypoint_set": "lsp14", "epoch": 6,
-                        "metrics": {"val_PCK@0.2": 0.7345, "val_loss": 0.001}},
+                        "metrics": {"val_PCK@0.2": 0.7345, "PCK@0.2_mpii": 0.77, "val_loss": 0.001}},
     )
     monkeypatch.setattr(wfiles, "package_dir", lambda: folder)
     return folder, model
@@ -80,15 +80,15 @@ def test_mirror_base_url_from_environment(monkeypatch):
 
 
 def test_shipped_weights_are_looked_up_inside_the_package():
-    entry = get_weights("transpose_r_a4", "lspet-128x96")
+    entry = get_weights("transpose_r_a4", "lsp-mpii-128x96")
     assert entry.source == "package" and entry.keypoint_set == "lsp14" and entry.input_size == (128, 96)
     assert wfiles.package_file(entry) == Path(tpose.__file__).parent / "weights" / SHIPPED
     assert not any(a.published for a in entry.accuracy)
     if wfiles.local_file(entry) is None:
         with pytest.raises(FileNotFoundError, match="lacks the file"):
-            wdownload.resolve_weights("transpose_r_a4", "lspet-128x96")
+            wdownload.resolve_weights("transpose_r_a4", "lsp-mpii-128x96")
     else:
-        assert wdownload.resolve_weights("transpose_r_a4", "lspet-128x96", offline=True) == wfiles.package_file(
+        assert wdownload.resolve_weights("transpose_r_a4", "lsp-mpii-128x96", offline=True) == wfiles.package_file(
             entry
         )
 
@@ -105,10 +105,12 @@ def test_pyproject_ships_the_weights_folder():
 
 
 def test_measured_accuracy_is_read_from_the_shipped_metadata(shipped_dir):
-    entry = get_weights("transpose_r_a4", "lspet-128x96")
-    (acc,) = resolved_accuracy(entry)
+    entry = get_weights("transpose_r_a4", "lsp-mpii-128x96")
+    acc, mpii, coco = resolved_accuracy(entry)
     assert acc.metric == "PCK@0.2" and acc.value == pytest.approx(0.7345) and not acc.published
     assert "epoch 6" in acc.note
+    assert mpii.dataset == "MPII validation split" and mpii.value == pytest.approx(0.77)
+    assert coco.value is None  # not in this file's metadata: never made up
     table = format_weights_table("transpose_r_a4")
     assert "measured: LSPET im09001-im10000 PCK@0.2 0.735 (boxes from annotated joints" in table
     assert "shipped" in table and "published: COCO val2017 AP 72.6 (detector boxes) / 75.1 (GT boxes)" in table
@@ -116,17 +118,27 @@ def test_measured_accuracy_is_read_from_the_shipped_metadata(shipped_dir):
 
 def test_measured_accuracy_without_a_file_is_not_invented(monkeypatch, tmp_path):
     monkeypatch.setattr(wfiles, "package_dir", lambda: tmp_path / "empty")
-    (acc,) = resolved_accuracy(get_weights("transpose_r_a4", "lspet-128x96"))
-    assert acc.value is None and acc.formatted_value() == "n/a"
+    accuracies = resolved_accuracy(get_weights("transpose_r_a4", "lsp-mpii-128x96"))
+    assert len(accuracies) == 3 and all(a.value is None and a.formatted_value() == "n/a" for a in accuracies)
+
+
+def test_the_former_shipped_tag_gives_the_weights_that_replaced_it(shipped_dir):
+    folder, _ = shipped_dir
+    with pytest.warns(DeprecationWarning, match="lspet-128x96 were replaced by transpose_r_a4:lsp-mpii-128x96"):
+        assert get_weights("transpose_r_a4", "lspet-128x96").tag == "lsp-mpii-128x96"
+    with pytest.warns(DeprecationWarning, match="retrained on LSPET, LSP and MPII"):
+        assert factory.resolve_weights_path("lspet-128x96") == folder / SHIPPED
+    with pytest.warns(DeprecationWarning):
+        assert factory.resolve_weights_path("transpose_r_a4:lspet-128x96") == folder / SHIPPED
 
 
 def test_default_tags_online_offline_and_for_the_cli(shipped_dir, monkeypatch):
     assert default_tag("transpose_r_a4", offline=False) == "coco-256x192"
-    assert default_tag("transpose_r_a4", offline=True) == "lspet-128x96"  # COCO file not cached
+    assert default_tag("transpose_r_a4", offline=True) == "lsp-mpii-128x96"  # COCO file not cached
     monkeypatch.setenv("TPOSE_OFFLINE", "1")
-    assert default_tag("transpose_r_a4") == "lspet-128x96"
-    assert get_weights("transpose_r_a4", True).tag == "lspet-128x96"
-    assert shipped_tag("transpose_r_a4") == "lspet-128x96" and shipped_tag("transpose_r_a3") is None
+    assert default_tag("transpose_r_a4") == "lsp-mpii-128x96"
+    assert get_weights("transpose_r_a4", True).tag == "lsp-mpii-128x96"
+    assert shipped_tag("transpose_r_a4") == "lsp-mpii-128x96" and shipped_tag("transpose_r_a3") is None
     assert default_tag("transpose_r_a3") == "coco-256x192"  # nothing local: the error will explain
 
 
@@ -140,10 +152,10 @@ def test_offline_default_prefers_the_cached_paper_weights(shipped_dir):
 
 def test_load_pretrained_rebuilds_the_shipped_model_from_its_metadata(shipped_dir):
     _, saved = shipped_dir
-    model = factory.load_pretrained("transpose_r_a4", "lspet-128x96", offline=True)
+    model = factory.load_pretrained("transpose_r_a4", "lsp-mpii-128x96", offline=True)
     assert model.config == saved.config
     assert all(torch.equal(v, saved.state_dict()[k]) for k, v in model.state_dict().items())
-    assert model.metadata["keypoint_set"] == "lsp14" and model.metadata["weights"] == "transpose_r_a4:lspet-128x96"
+    assert model.metadata["keypoint_set"] == "lsp14" and model.metadata["weights"] == "transpose_r_a4:lsp-mpii-128x96"
 
 
 def test_shipped_file_of_another_variant_is_refused(shipped_dir, monkeypatch, tmp_path):
@@ -152,20 +164,20 @@ def test_shipped_file_of_another_variant_is_refused(shipped_dir, monkeypatch, tm
     save_weights(model, folder / SHIPPED, extra_metadata={"variant": "transpose_r_a3"})
     monkeypatch.setattr(wfiles, "package_dir", lambda: folder)
     with pytest.raises(ValueError, match="trained as transpose_r_a3, not transpose_r_a4"):
-        factory.load_pretrained("transpose_r_a4", "lspet-128x96", offline=True)
+        factory.load_pretrained("transpose_r_a4", "lsp-mpii-128x96", offline=True)
 
 
 def test_weights_argument_is_a_path_a_tag_or_variant_and_tag(shipped_dir, tmp_path):
     folder, _ = shipped_dir
     assert factory.resolve_weights_path(folder / SHIPPED) == folder / SHIPPED
-    assert factory.resolve_weights_path("lspet-128x96", model="transpose_r_a4") == folder / SHIPPED
-    assert factory.resolve_weights_path("transpose_r_a4:lspet-128x96") == folder / SHIPPED
+    assert factory.resolve_weights_path("lsp-mpii-128x96", model="transpose_r_a4") == folder / SHIPPED
+    assert factory.resolve_weights_path("transpose_r_a4:lsp-mpii-128x96") == folder / SHIPPED
     with pytest.raises(FileNotFoundError, match="no such weights file"):
         factory.resolve_weights_path(str(tmp_path / "nope.pth"))
-    with pytest.raises(ValueError, match=r"its tags: coco-256x192, lspet-128x96"):
+    with pytest.raises(ValueError, match=r"its tags: coco-256x192, lsp-mpii-128x96"):
         factory.resolve_weights_path("imagenet", model="transpose_r_a4")
     # a tag only one variant has names it; a tag several have must be told which (the one loader, issue 14)
-    assert factory.resolve_weights_path("lspet-128x96") == folder / SHIPPED
+    assert factory.resolve_weights_path("lsp-mpii-128x96") == folder / SHIPPED
     with pytest.raises(ValueError, match=r"several models have this tag \(transpose_r_a3, .*transpose_r_a4"):
         factory.resolve_weights_path("coco-256x192")
     with pytest.raises(ValueError, match="are for transpose_r_a3, not transpose_r_a4"):
@@ -201,6 +213,6 @@ def test_tables_list_every_entry_with_status_boxes_and_license(shipped_dir):
 def test_predictor_takes_the_resolved_shipped_weights(shipped_dir):
     from tpose.inference.predictor import PosePredictor
 
-    path = factory.resolve_weights_path("lspet-128x96", model="transpose_r_a4")
+    path = factory.resolve_weights_path("lsp-mpii-128x96", model="transpose_r_a4")
     predictor = PosePredictor("transpose_r_a4", checkpoint=path, flip_test=False, detector=None)
     assert predictor.input_size == (128, 96) and predictor.keypoint_set.name == "lsp14"

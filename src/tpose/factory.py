@@ -43,7 +43,7 @@ from .models.registry import build_model, list_variants
 from .models.transpose import TransPose
 from .weights.download import model_for, resolve_weights, with_note
 from .weights.files import cache_path, get_weights, shipped_tag, variants_with_weights
-from .weights.registry import list_weights, tags
+from .weights.registry import FORMER_TAGS, list_weights, tags
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
 ONNX_SUFFIX = ".onnx"
@@ -93,7 +93,7 @@ def create_model(
     """Build variant ``name`` (see :func:`list_models`), optionally with weights.
 
     ``weights``: None (random initial weights), True (the variant's default tag), a tag of the weights
-    registry (``"coco-256x192"``, ``"lspet-128x96"``, see ``tpose weights``; downloaded once into the torch
+    registry (``"coco-256x192"``, ``"lsp-mpii-128x96"``, see ``tpose weights``; downloaded once into the torch
     hub cache) or the path of a released ``.pth`` or a tpose ``.safetensors``, loaded strictly (a file
     that does not fit lists its missing and unexpected keys). ``overrides`` change the architecture:
     ``num_keypoints``, ``d_model``, ``num_layers``, ``num_heads``, ``dim_feedforward``, ``pos_embedding``
@@ -156,6 +156,7 @@ def resolve_weights_path(weights: str | Path | bool, model: str | None = None, *
         return resolve_weights(variant, tag, **kwargs)
     if model is None:
         owners = [e.variant for e in list_weights() if e.tag == text]
+        owners += [v for (v, t) in FORMER_TAGS if t == text and v not in owners]
         if len(owners) != 1:
             known = sorted({e.tag for e in list_weights()})
             raise ValueError(f"weights {text!r}: " + (f"several models have this tag ({', '.join(owners)}); name one "
@@ -164,7 +165,7 @@ def resolve_weights_path(weights: str | Path | bool, model: str | None = None, *
         model = owners[0]
     if model not in list_variants():
         raise ValueError(f"unknown model {model!r}; available: {', '.join(list_variants())}")
-    if text not in tags(model):
+    if text not in tags(model) and (model, text) not in FORMER_TAGS:
         known = ", ".join(tags(model)) or "none"
         raise ValueError(f"{text}: no such weights file, and not a weights tag of {model} (its tags: {known})")
     return resolve_weights(model, text, **kwargs)
@@ -246,7 +247,7 @@ def _tag_variant(weights: Any) -> str | None:
     text = str(weights)
     if ":" in text:
         return text.split(":", 1)[0]
-    owners = {e.variant for e in list_weights() if e.tag == text}
+    owners = {e.variant for e in list_weights() if e.tag == text} | {v for (v, t) in FORMER_TAGS if t == text}
     return owners.pop() if len(owners) == 1 else None
 
 

@@ -58,7 +58,7 @@ from .common import (
 PATHS = ("ort_int8", "ort_fp32", "torch", "torch_cl")
 DEFAULT_OUT = Path("benchmarks") / "results"
 DEFAULT_WORK = Path("cache") / "int8-bench"  # exported and quantized graphs, reused between runs (git-ignored)
-SHIPPED = "src/tpose/weights/transpose_r_a4_lspet_128x96.safetensors"
+SHIPPED = "src/tpose/weights/transpose_r_a4_lsp_mpii_128x96.safetensors"
 GOAL_BATCH = 8
 GOAL_RATIO = 1.8  # int8 / fp32 ONNX Runtime images per second at batch 8
 

@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="end-to-end speed of detection + pose + tracking per video frame")
     p.add_argument("--video", type=Path, default=Path("../shared/data/video/vtest.avi"))
     p.add_argument("--frames", type=int, default=300)
-    p.add_argument("--weights", default="src/tpose/weights/transpose_r_a4_lspet_128x96.safetensors")
+    p.add_argument("--weights", default="src/tpose/weights/transpose_r_a4_lsp_mpii_128x96.safetensors")
     p.add_argument("--detector", type=Path, default=Path("../shared/data/models/yolox_nano.onnx"))
     p.add_argument("--fp32-pose", type=Path, help="the pose model exported to fp32 ONNX (tpose export)")
     p.add_argument("--int8-pose", type=Path, help="the pose model quantized to int8 (tpose export --int8)")

@@ -11,6 +11,7 @@ disk (``tpose.weights.files``) and no downloads (``tpose.weights.download``).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,9 @@ RELEASED_FILES = {
 }
 
 RELEASE_LICENSE = "MIT (TransPose repository); trained on COCO train2017 (annotations CC BY 4.0, images Flickr terms)"
+SHIPPED_TAG = "lsp-mpii-128x96"  # the weights inside the package
+# tags that named shipped weights which newer ones replaced: (variant, former tag) -> (current tag, why)
+FORMER_TAGS: dict[tuple[str, str], tuple[str, str]] = {}
 OWN_LICENSE = (
     "MIT (tpose code); trained on LSPET, LSP and MPII Human Pose, whose images and labels are for research use "
     "only: cite Johnson & Everingham (CVPR 2011, BMVC 2010) and Andriluka et al. (CVPR 2014)"
@@ -206,26 +210,24 @@ def _register_builtin() -> None:
     register_weights(
         WeightsEntry(
             variant="transpose_r_a4",
-            tag="lspet-128x96",
-            file="transpose_r_a4_lspet_128x96.safetensors",
+            tag=SHIPPED_TAG,
+            file="transpose_r_a4_lsp_mpii_128x96.safetensors",
             source="package",
             keypoint_set="lsp14",
             input_size=(128, 96),
-            train_data="LSPET im00001-im09000",
-            accuracy=(
-                Accuracy(
-                    "PCK@0.2",
-                    None,
-                    "LSPET im09001-im10000",
-                    "boxes from annotated joints",
-                    published=False,
-                    metadata_key="PCK@0.2",
-                ),
+            train_data="LSPET im00001-im09000, LSP (2,000 persons), the MPII subset less its validation split",
+            accuracy=tuple(
+                Accuracy("PCK@0.2", None, dataset, "boxes from annotated joints", published=False, metadata_key=key)
+                for dataset, key in (("LSPET im09001-im10000", "PCK@0.2"),
+                                     ("MPII validation split", "PCK@0.2_mpii"),
+                                     ("COCO excerpt (coco-mini)", "PCK@0.2_coco"))
             ),
             license=OWN_LICENSE,
             model_overrides={"num_keypoints": 14, "input_size": (128, 96)},
         )
     )
+    FORMER_TAGS[("transpose_r_a4", "lspet-128x96")] = (
+        SHIPPED_TAG, "the weights shipped before, trained on LSPET only, were retrained on LSPET, LSP and MPII")
 
 
 def base_url() -> str:
@@ -258,12 +260,27 @@ def default_entry(variant: str) -> WeightsEntry:
     return next((e for e in entries if e.default), entries[0])
 
 
+
+
+def current_tag(variant: str, tag: str) -> str:
+    """``tag``, or the tag that replaced it (with a DeprecationWarning saying so) when it is a former one."""
+    former = FORMER_TAGS.get((variant, tag))
+    if former is None:
+        return tag
+    new, why = former
+    warnings.warn(f"weights {variant}:{tag} were replaced by {variant}:{new} ({why}); asking for "
+                  f"{tag!r} gives {new!r}", DeprecationWarning, stacklevel=3)
+    return new
+
+
 def lookup(variant: str, tag: str) -> WeightsEntry:
-    """The entry of ``variant`` with this exact tag (``variant:tag`` is accepted too)."""
+    """The entry of ``variant`` with this exact tag (``variant:tag`` is accepted too; a former tag of
+    :data:`FORMER_TAGS` gives the entry that replaced it, with a warning)."""
     if ":" in tag:
         named, tag = tag.split(":", 1)
         if named != variant:
             raise ValueError(f"weights {named}:{tag} are for {named}, not {variant}")
+    tag = current_tag(variant, str(tag))
     if variant not in list_variants():
         raise ValueError(f"unknown model {variant!r}; available: {', '.join(list_variants())}")
     entry = _ENTRIES.get((variant, str(tag)))
