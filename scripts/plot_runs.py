@@ -24,15 +24,19 @@ PANELS = (("val_PCK@0.2", "LSPET validation"), ("val_mpii_PCK@0.2", "MPII valida
           ("val_coco_PCK@0.2", "COCO excerpt"))
 
 
-def read_run(path: Path, rate: float) -> tuple[list[float], dict[str, list[float]]]:
-    """Cumulative machine hours at ``rate`` images/s after each epoch, and each validation metric."""
-    hours, values, seen = [], {key: [] for key, _ in PANELS}, 0.0
-    for line in path.read_text().splitlines():
+def read_run(
+    path: Path, rate: float, epoch_rates: list[float] | None = None
+) -> tuple[list[float], dict[str, list[float]]]:
+    """Cumulative machine hours after each epoch (its images at ``rate`` images/s, or at that epoch's entry
+    of ``epoch_rates``: a smaller input size early on steps faster), and each validation metric."""
+    hours, values, spent = [], {key: [] for key, _ in PANELS}, 0.0
+    for i, line in enumerate(path.read_text().splitlines()):
         if not line.strip():
             continue
         row = json.loads(line)
-        seen += float(row["images_per_s"]) * float(row["epoch_minutes"]) * 60.0
-        hours.append(seen / rate / 3600.0)
+        images = float(row["images_per_s"]) * float(row["epoch_minutes"]) * 60.0
+        spent += images / (epoch_rates[i] if epoch_rates and i < len(epoch_rates) else rate)
+        hours.append(spent / 3600.0)
         for key, _ in PANELS:
             values[key].append(float(row[key]) if key in row else float("nan"))
     return hours, values
@@ -40,7 +44,8 @@ def read_run(path: Path, rate: float) -> tuple[list[float], dict[str, list[float
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", help="LABEL=metrics.jsonl")
+    p.add_argument("runs", nargs="+", help="LABEL=metrics.jsonl, or LABEL=metrics.jsonl@R1,R2 with the idle images/s "
+                   "of each epoch where they differ from --rate")
     p.add_argument("--rate", type=float, required=True, help="idle training images/s of the step on this machine")
     p.add_argument("--start", type=float, nargs=3, metavar=("LSPET", "MPII", "COCO"),
                    help="the validation PCK of the weights every run starts from (plotted at 0 h)")
@@ -49,7 +54,8 @@ def main() -> None:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for spec in args.runs:
         label, _, file = spec.partition("=")
-        hours, values = read_run(Path(file), args.rate)
+        file, _, rates = file.partition("@")
+        hours, values = read_run(Path(file), args.rate, [float(r) for r in rates.split(",")] if rates else None)
         for ax, (key, _) in zip(axes, PANELS, strict=True):
             xs, ys = hours, values[key]
             if args.start is not None:
