@@ -43,7 +43,7 @@ from .models.registry import build_model, list_variants
 from .models.transpose import TransPose
 from .weights.download import model_for, resolve_weights, with_note
 from .weights.files import cache_path, get_weights, shipped_tag, variants_with_weights
-from .weights.registry import FORMER_TAGS, list_weights, tags
+from .weights.registry import FORMER_TAGS, list_weights, tag_owners, tags
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
 ONNX_SUFFIX = ".onnx"
@@ -155,8 +155,7 @@ def resolve_weights_path(weights: str | Path | bool, model: str | None = None, *
         variant, tag = text.split(":", 1)
         return resolve_weights(variant, tag, **kwargs)
     if model is None:
-        owners = [e.variant for e in list_weights() if e.tag == text]
-        owners += [v for (v, t) in FORMER_TAGS if t == text and v not in owners]
+        owners = tag_owners(text)
         if len(owners) != 1:
             known = sorted({e.tag for e in list_weights()})
             raise ValueError(f"weights {text!r}: " + (f"several models have this tag ({', '.join(owners)}); name one "
@@ -247,8 +246,8 @@ def _tag_variant(weights: Any) -> str | None:
     text = str(weights)
     if ":" in text:
         return text.split(":", 1)[0]
-    owners = {e.variant for e in list_weights() if e.tag == text} | {v for (v, t) in FORMER_TAGS if t == text}
-    return owners.pop() if len(owners) == 1 else None
+    owners = tag_owners(text)
+    return owners[0] if len(owners) == 1 else None
 
 
 def _check_variant(asked: str | None, path: Path, found: str | None, tag: Any = None) -> None:

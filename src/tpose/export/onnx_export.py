@@ -218,8 +218,17 @@ def export_onnx(
     example = torch.zeros(_EXAMPLE_BATCH, 3, *size, device=device)
     with eval_mode(model), torch.no_grad():
         _run_exporter(_ExportForward(model, mode), example, path, opset, exporter, output_names)
+    set_metadata_props(path, _metadata(model, size, kset, mode, opset, exporter, extra_metadata))
+    onnx.checker.check_model(str(path), full_check=True)
+    return path
+
+
+def set_metadata_props(path: str | Path, props: dict[str, str]) -> None:
+    """Write ``props`` into the ONNX file's metadata (replacing keys of the same name, keeping the others) and
+    mark tpose as its producer."""
+    import onnx
+
     proto = onnx.load(str(path))
-    props = _metadata(model, size, kset, mode, opset, exporter, extra_metadata)
     kept = [p for p in proto.metadata_props if p.key not in props]
     del proto.metadata_props[:]
     proto.metadata_props.extend(kept)
@@ -228,8 +237,6 @@ def export_onnx(
         entry.key, entry.value = key, value
     proto.producer_name = "tpose"
     onnx.save(proto, str(path))
-    onnx.checker.check_model(str(path), full_check=True)
-    return path
 
 
 # ------------------------------------------------------------------------------------------- checking

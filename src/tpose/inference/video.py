@@ -19,7 +19,7 @@ import numpy as np
 
 from .predictor import PersonPose, PosePredictor
 from .smoothing import KeypointSmoother
-from .tracking import Tracker
+from .tracking import Tracker, box_iou
 
 
 @dataclass(frozen=True)
@@ -138,8 +138,11 @@ def agreement(reference: list[list[PersonPose]], other: list[list[PersonPose]], 
     for ref, got in zip(reference, other, strict=True):
         ref_boxes = [keypoint_box(p, threshold, 1.0) for p in ref]
         got_boxes = [keypoint_box(p, threshold, 1.0) for p in got]
+        empty = np.zeros(4)
+        pair_iou = box_iou(np.array([empty if a is None else a for a in ref_boxes]).reshape(-1, 4),
+                           np.array([empty if b is None else b for b in got_boxes]).reshape(-1, 4))
         taken: set[int] = set()
-        for p, a in zip(ref, ref_boxes, strict=True):
+        for i, (p, a) in enumerate(zip(ref, ref_boxes, strict=True)):
             if a is None:
                 continue
             total += 1
@@ -147,7 +150,7 @@ def agreement(reference: list[list[PersonPose]], other: list[list[PersonPose]], 
             for j, b in enumerate(got_boxes):
                 if b is None or j in taken:
                     continue
-                iou = _iou(a, b)
+                iou = float(pair_iou[i, j])
                 if iou >= best_iou:
                     best, best_iou = j, iou
             if best is None:
@@ -169,9 +172,3 @@ def agreement(reference: list[list[PersonPose]], other: list[list[PersonPose]], 
     }
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return float(inter / union) if union > 0 else 0.0

@@ -273,6 +273,12 @@ def current_tag(variant: str, tag: str) -> str:
     return new
 
 
+def tag_owners(tag: str) -> list[str]:
+    """The variants with weights tagged ``tag``, in registration order, then those for which it is a former tag."""
+    owners = [e.variant for e in _ENTRIES.values() if e.tag == tag]
+    return owners + [v for (v, t) in FORMER_TAGS if t == tag and v not in owners]
+
+
 def lookup(variant: str, tag: str) -> WeightsEntry:
     """The entry of ``variant`` with this exact tag (``variant:tag`` is accepted too; a former tag of
     :data:`FORMER_TAGS` gives the entry that replaced it, with a warning)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ...utils.machine import cpu_features, cpu_model
+from ..onnx_export import set_metadata_props
 from .calibration import calibration_crops
 from .gate import AccuracyGate, load_validation, measure_pck
 from .graph import exclusion_groups, float_nodes, load_graph, preprocess, quantize_onnx
@@ -87,23 +88,13 @@ def _machine() -> dict[str, Any]:
 def write_metadata(fp32_path: str | Path, int8_path: str | Path, quantization: Mapping[str, Any]) -> None:
     """Copy the fp32 file's metadata into the int8 file and add ``precision`` and ``quantization`` to the
     ``tpose`` JSON, so a loader (``OnnxPoseModel(...).metadata``) can tell an int8 graph and how it was made."""
-    import onnx
-
     src = load_graph(fp32_path)
     props = {p.key: p.value for p in src.metadata_props}
     info = json.loads(props.get("tpose", "{}") or "{}")
     info["precision"] = "int8"
     info["quantization"] = dict(quantization)
     props["tpose"] = json.dumps(info, default=str)
-    proto = onnx.load(str(int8_path))
-    kept = [p for p in proto.metadata_props if p.key not in props]
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(kept)
-    for key, value in props.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    proto.producer_name = "tpose"
-    onnx.save(proto, str(int8_path))
+    set_metadata_props(int8_path, props)
 
 
 def _input_size(fp32_path: str | Path) -> tuple[int, int]:
