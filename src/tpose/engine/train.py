@@ -10,7 +10,6 @@ import json
 import math
 import random
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,10 +40,10 @@ from .distributed import (
     weights_checksum,
 )
 from .evaluate import evaluate
-from .losses import masked_mse
 from .run_log import RunLog
 from .schedule import learning_rate
 from .state import load_training_state, save_training_state
+from .step import TrainStep
 
 
 @dataclass
@@ -204,6 +203,7 @@ def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLo
     if tcfg.get("compile"):
         net = torch.compile(net)
 
+    train_step = TrainStep(net, optimizer, dev, channels_last, amp_dtype, scaler, float(tcfg.get("grad_clip") or 0))
     batch_size = int(tcfg["batch_size"])
     sampler = MixtureSampler([len(p.records) for p in data.parts], [p.weight for p in data.parts], seed=seed,
                              rank=info.rank, world_size=info.world_size)
@@ -239,33 +239,13 @@ def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLo
                                tcfg.get("schedule_per", "epoch"), int(tcfg.get("warmup_steps") or 0))
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            images = batch["image"].to(dev, non_blocking=True)
-            if channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            target = batch["target"].to(dev, non_blocking=True)
-            weight = batch["target_weight"].to(dev, non_blocking=True)
-            ctx = torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
-            with ctx:
-                heatmaps = net(images)
-            loss = masked_mse(heatmaps, target, weight)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}; "
-                                         "lower train.lr or check the data")
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            if tcfg.get("grad_clip"):
-                torch.nn.utils.clip_grad_norm_(params, float(tcfg["grad_clip"]))
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            loss_sum += loss.item() * images.shape[0]
-            n_seen += images.shape[0]
+            try:
+                loss = train_step(batch["image"], batch["target"], batch["target_weight"])
+            except FloatingPointError as err:
+                raise FloatingPointError(f"{err} at epoch {epoch + 1}, step {step}; lower train.lr or check the "
+                                         "data") from None
+            loss_sum += loss.item() * len(batch["image"])
+            n_seen += len(batch["image"])
             if bar is not None:
                 rate = n_seen * info.world_size / max(1e-9, time.time() - t0)
                 bar.set_postfix(loss=f"{loss_sum / n_seen:.6f}", lr=f"{lr:.2e}", img_s=f"{rate:.1f}")

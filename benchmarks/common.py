@@ -24,8 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..utils.cores import usable_cores
-from ..utils.machine import cpu_model, proc_field
+from tpose.utils.cores import usable_cores
+from tpose.utils.machine import cpu_model, proc_field
 
 
 def _proc_kib_bytes(path: str, key: str) -> int | None:

@@ -17,8 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from tpose.data import LSP14, CropCache, TopDownDataset, load_lspet_records
-
-from ..utils.sizes import format_size
+from tpose.utils.sizes import format_size
 
 
 @dataclass(frozen=True)

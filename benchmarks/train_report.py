@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .common import fmt, markdown_table
-from .goals import Goal, goal_lines, goals_section, judged, measured
-from .report import load_average_text, measured_on
-from .step_timing import LEVER_AT_SKIP
+from common import fmt, markdown_table
+from goals import Goal, goal_lines, goals_section, judged, measured
+from report import load_average_text, measured_on
+from step_timing import LEVER_AT_SKIP
 
 STEP_VS_REFERENCE = "default step vs reference step"
 PIPELINE_VS_STEP = "data pipeline vs default step"

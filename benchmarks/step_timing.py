@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from common import TimeLimitExceeded, interleaved, summarize, time_limit
+from levers import StepConfig, attention_bytes, build_step
 
 from tpose.models import build_model
-
-from ..utils.sizes import format_size
-from .common import TimeLimitExceeded, interleaved, summarize, time_limit
-from .levers import StepConfig, attention_bytes, build_step
+from tpose.utils.sizes import format_size
 
 # the reason recorded for configurations not timed at a (model, size) outside lever_at; reports leave them out
 LEVER_AT_SKIP = "levers timed only at lever_at"

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .common import machine_info, write_json, write_markdown
+from common import machine_info, write_json, write_markdown
 
 
 def measured_on(machine: Mapping[str, Any], *details: str) -> str:

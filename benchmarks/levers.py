@@ -1,21 +1,20 @@
 """The training step's configurations: which levers a step turns on, and the step each configuration runs.
 
 A configuration is the reference plus levers, named by joining them with ``+`` (``fused+attn_dropout0``);
-``reference`` adds none and ``default`` adds what ``tpose train`` turns on here (see ``tpose.bench.training``
-for what each lever does).
+``reference`` adds none and ``default`` adds what ``tpose train`` turns on here (see ``bench_train.py``
+for what each lever does); each step is the engine's own (``tpose.engine.step.TrainStep``).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 
 from tpose.engine.config import DEFAULTS
-from tpose.engine.losses import masked_mse
+from tpose.engine.step import TrainStep
 from tpose.engine.train import resolve_amp
 from tpose.models.dropout import set_fast_dropout
 from tpose.models.encoder import SelfAttention
@@ -103,10 +102,23 @@ def attention_bytes(model: torch.nn.Module, size: tuple[int, int], batch: int, c
     return kept + 2 * c.num_heads * per_head  # one layer's logits and softmax while it runs
 
 
+class _Explicit(torch.nn.Module):
+    """The released formulation: the model called with ``return_attention=True`` (explicit softmax(QK^T)V,
+    every layer's map kept), its heatmaps returned so the engine's step can run it like the model itself."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images, return_attention=True)[0]
+
+
 def build_step(
     base: torch.nn.Module, cfg: StepConfig, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, lr: float
 ) -> tuple[Callable[[], torch.Tensor], torch.nn.Module]:
-    """A no-argument training step for ``cfg`` on its own copy of ``base`` and its own Adam."""
+    """A no-argument training step for ``cfg`` on its own copy of ``base`` and its own Adam: the engine's
+    ``TrainStep`` (what ``tpose train`` runs), with the model set up as the levers say."""
 
     model = copy.deepcopy(base).train()
     set_fast_dropout(model, cfg.has("fast_dropout"))
@@ -117,19 +129,9 @@ def build_step(
             if isinstance(m, SelfAttention):
                 m.dropout = 0.0
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    net = torch.compile(model) if cfg.has("compile") else model
-    explicit = not cfg.has("fused")
-    cl = cfg.has("channels_last")
-    amp = cfg.has("bf16")
-
-    def step() -> torch.Tensor:
-        images = x.contiguous(memory_format=torch.channels_last) if cl else x
-        with torch.autocast("cpu", dtype=torch.bfloat16) if amp else nullcontext():
-            heatmaps = net(images, return_attention=True)[0] if explicit else net(images)
-        loss = masked_mse(heatmaps, target, weight)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.detach()
-
-    return step, model
+    net: torch.nn.Module = model if cfg.has("fused") else _Explicit(model)
+    if cfg.has("compile"):
+        net = torch.compile(net)
+    step = TrainStep(net, optimizer, torch.device("cpu"), channels_last=cfg.has("channels_last"),
+                     amp_dtype=torch.bfloat16 if cfg.has("bf16") else None)
+    return (lambda: step(x, target, weight)), model
