@@ -47,18 +47,17 @@ import torch
 from common import (
     current_rss_bytes,
     fmt,
-    interleaved,
     machine_info,
     markdown_table,
     matmul_peak_gflops,
     peak_rss_bytes,
     run_in_child,
-    summarize,
     usable_cores,
 )
 from goals import Goal, add_goal_options, goal_lines, goals_asked, goals_section, judged, measured, parse_goal
 from report import load_average_text, measured_on, record_load_after, write_report
 
+from tpose.bench.timing import interleaved, summarize
 from tpose.export import INPUT_NAME, create_session, export_onnx
 from tpose.models import build_model, list_variants
 from tpose.models.complexity import count_macs

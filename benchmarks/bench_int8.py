@@ -36,16 +36,15 @@ import numpy as np
 import torch
 from common import (
     fmt,
-    interleaved,
     machine_info,
     markdown_table,
     matmul_peak_gflops,
-    summarize,
     usable_cores,
     write_json,
     write_markdown,
 )
 
+from tpose.bench.timing import interleaved, summarize
 from tpose.export import INPUT_NAME, create_session, export_onnx
 from tpose.export.int8 import QuantSettings, calibration_crops, preprocess, quantize_onnx, write_metadata
 from tpose.models import build_model

@@ -1,8 +1,6 @@
-"""Timing helpers shared by the benchmarks: interleaved runs, medians, peak RSS, machine facts, result files.
+"""Helpers shared by the benchmark scripts: peak RSS, child processes, machine facts, time limits, result files.
 
-Interleaving (A, B, C, A, B, C, ...) rather than timing each path in one block keeps slow drifts of a
-shared machine (another job, thermal state) from landing on one path only; the order also rotates each
-round so no path always runs right after the same neighbour. Warm-up calls are not timed.
+Interleaved timing and medians come from the library (``tpose.bench.timing``), which ``tpose bench`` uses too.
 """
 
 from __future__ import annotations
@@ -13,12 +11,11 @@ import os
 import platform
 import resource
 import signal
-import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -107,50 +104,6 @@ def _best_matmul(n: int, repeats: int, device: str, cuda: bool) -> float:
             torch.cuda.synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2.0 * n**3 / best / 1e9
-
-
-def interleaved(
-    fns: Mapping[str, Callable[[], Any]],
-    repeats: int,
-    warmup: int = 1,
-    sync: Callable[[], None] | None = None,
-) -> dict[str, list[float]]:
-    """Seconds per call of each function, measured round-robin ``repeats`` times after ``warmup`` calls each.
-
-    ``sync`` (e.g. ``torch.cuda.synchronize``) runs before each clock read, for asynchronous devices.
-    """
-    if repeats < 1:
-        raise ValueError(f"repeats must be at least 1, got {repeats}")
-    names = list(fns)
-    for _ in range(warmup):
-        for name in names:
-            fns[name]()
-    if sync is not None:
-        sync()
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(repeats):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            fns[name]()
-            if sync is not None:
-                sync()
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
-def summarize(seconds: Sequence[float]) -> dict[str, float]:
-    """Median, min, max and the spread (max - min) / median of repeated timings."""
-    if not seconds:
-        raise ValueError("no timings to summarise")
-    med = statistics.median(seconds)
-    return {
-        "median_s": med,
-        "min_s": min(seconds),
-        "max_s": max(seconds),
-        "spread": (max(seconds) - min(seconds)) / med if med > 0 else 0.0,
-        "n": len(seconds),
-    }
 
 
 def current_rss_bytes() -> int:

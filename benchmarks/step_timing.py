@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from common import TimeLimitExceeded, interleaved, summarize, time_limit
+from common import TimeLimitExceeded, time_limit
 from levers import StepConfig, attention_bytes, build_step
 
+from tpose.bench.timing import interleaved, summarize
 from tpose.models import build_model
 from tpose.utils.sizes import format_size
 

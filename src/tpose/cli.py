@@ -10,12 +10,8 @@ from pathlib import Path
 
 import torch
 
-from .bench import data_pipeline as bench_data
-from .bench import detector as bench_detector
-from .bench import inference as bench_inference
-from .bench import int8 as bench_int8
-from .bench import training as bench_training
-from .bench import video as bench_video
+from .bench.speed import PATHS as BENCH_PATHS
+from .bench.speed import PRECISIONS, SpeedOptions, format_speed, measure_speed, write_speed
 from .engine.config import read_yaml
 from .engine.eval_run import run_eval
 from .engine.train import train
@@ -257,12 +253,15 @@ def _int8_data(args: argparse.Namespace) -> tuple[object, object, int, float]:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    """Run from the repository root; the benchmark's own options follow (``tpose bench -- --help``)."""
-    rest = [a for a in args.rest if a != "--"]
-    chosen = {"train": bench_training.main, "data": bench_data.main, "int8": bench_int8.main,
-              "video": bench_video.main, "detector": bench_detector.main}
-    bench_main = next((f for k, f in chosen.items() if getattr(args, k)), bench_inference.main)
-    return int(bench_main(rest) or 0)
+    """The speed of one model here; the project's benchmarks are ``python benchmarks/bench_<name>.py``."""
+    options = SpeedOptions(model=args.model, weights=args.weights, input_size=args.input_size,
+                           batch=tuple(args.batch), precision=args.precision, paths=tuple(args.path),
+                           threads=args.threads, repeats=args.repeats, device=args.device)
+    report = measure_speed(options, say=None if args.quiet else lambda msg: print(msg, file=sys.stderr))
+    print(format_speed(report))
+    if args.json:
+        print(f"wrote {write_speed(report, args.json)}")
+    return 0
 
 
 def _add_common_model_args(p: argparse.ArgumentParser) -> None:
@@ -403,16 +402,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("bench", help="inference (default), training-step (--train), data-pipeline (--data), int8 "
-                       "(--int8), video (--video) or detector (--detector) benchmark: a table plus JSON/Markdown "
-                       "in benchmarks/results")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--train", action="store_true", help="whole training steps: reference vs default and levers")
-    group.add_argument("--data", action="store_true", help="the data pipeline's samples per second")
-    group.add_argument("--int8", action="store_true", help="int8 ONNX vs fp32 ONNX Runtime vs PyTorch, matmul peaks")
-    group.add_argument("--video", action="store_true", help="detection + pose + tracking per video frame, by stage")
-    group.add_argument("--detector", action="store_true", help="the person detector's recall, precision and speed")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="the benchmark's own options (see tpose bench -- --help)")
+    p = sub.add_parser("bench", help="how fast a model runs on this machine: ms per batch and images/s at a size, "
+                       "batch, precision and path (the project's benchmarks: python benchmarks/bench_<name>.py)")
+    p.add_argument("--model", help="variant name (alone: its random initial weights, as fast as trained ones)")
+    p.add_argument("--weights", help="a tag, a .safetensors/.pth file or an .onnx export, int8 included "
+                   "(default: the shipped weights)")
+    p.add_argument("--input-size", type=parse_size, help="HxW (default: the model's own)")
+    p.add_argument("--batch", nargs="+", type=int, default=list(SpeedOptions.batch), help="batch sizes (default: 1)")
+    p.add_argument("--precision", choices=PRECISIONS, default=SpeedOptions.precision,
+                   help="bf16: autocast on the torch paths, fast only with native bf16 (default: fp32)")
+    p.add_argument("--path", nargs="+", choices=BENCH_PATHS, default=list(SpeedOptions.paths),
+                   help="torch (default), torch_cl (channels_last), compile (torch.compile), onnxruntime")
+    p.add_argument("--threads", type=int, help="intra-op threads (default: usable cores)")
+    p.add_argument("--repeats", type=int, default=SpeedOptions.repeats,
+                   help="timed calls per path and batch (median; default %(default)s)")
+    p.add_argument("--device", default=SpeedOptions.device, help="cpu, cuda[:n] or auto (default cpu)")
+    p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--quiet", action="store_true", help="print the table only")
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("eval", help="PCK / COCO AP of weights on LSPET or COCO-format data")

@@ -1,9 +1,11 @@
-"""Benchmarks that print a table and write JSON + Markdown: inference, training steps, data pipeline.
+"""``tpose bench``: the speed of a model on the user's own machine (``speed``), timed interleaved (``timing``).
 
-Run them from the repository root (``tpose bench``, ``tpose bench --train``, ``tpose bench --data`` or the
-scripts in ``benchmarks/``); results go to ``--out`` (default ``benchmarks/results/``) and real data is read
-from the paths their options name (default ``../shared/data/...``). Modules: ``inference``, ``training``
-(its plan and command line; the step configurations in ``levers``, their timing in ``step_timing``, the data
-pipeline's in ``pipeline_timing``, the report in ``train_report``), ``data_pipeline``; shared: ``common``
-(timing, machine facts, files), ``goals`` (what a report judges) and ``report`` (its common wording).
+The project's benchmarks (comparisons with the released formulation, training steps, the data pipeline, int8,
+video, the person detector) are scripts beside the package, in ``benchmarks/`` of a checkout.
 """
+
+from .speed import PATHS, PRECISIONS, SpeedOptions, SpeedReport, SpeedRow, format_speed, measure_speed, write_speed
+from .timing import interleaved, summarize
+
+__all__ = ["PATHS", "PRECISIONS", "SpeedOptions", "SpeedReport", "SpeedRow", "format_speed", "interleaved",
+           "measure_speed", "summarize", "write_speed"]
