@@ -24,7 +24,6 @@ LAYERS = [
     ["export"],
     ["bench"],
     ["cli"],
-    ["hub", "weights_registry"],  # deprecated re-exports of tpose.weights and tpose.factory
 ]
 
 

@@ -1,13 +1,13 @@
-"""Benchmark helpers: round-robin timing, summaries, peak RSS of a child process, machine facts, result files."""
+"""The benchmark scripts' helpers (benchmarks/common.py): peak RSS of a child process, machine facts, result files."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import pytest
+from .benchmark_scripts import load
 
-from tpose.bench import common
+common = load("common")
 
 
 def allocate_and_touch(mib: int) -> int:
@@ -19,26 +19,6 @@ def allocate_and_touch(mib: int) -> int:
 
 def fail() -> None:
     raise RuntimeError("boom")
-
-
-def test_interleaved_runs_round_robin_with_rotation_and_untimed_warmup() -> None:
-    calls: list[str] = []
-    fns = {name: (lambda n=name: calls.append(n)) for name in "abc"}
-    times = common.interleaved(fns, repeats=3, warmup=1)
-    assert calls[:3] == ["a", "b", "c"]  # the warm-up round
-    assert calls[3:] == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
-    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3, "c": 3}
-    assert all(t >= 0 for v in times.values() for t in v)
-    with pytest.raises(ValueError, match="repeats must be at least 1"):
-        common.interleaved(fns, repeats=0)
-
-
-def test_summarize_takes_the_median() -> None:
-    s = common.summarize([3.0, 1.0, 2.0, 10.0])
-    assert s["median_s"] == 2.5 and s["min_s"] == 1.0 and s["max_s"] == 10.0 and s["n"] == 4
-    assert s["spread"] == pytest.approx(9.0 / 2.5)
-    with pytest.raises(ValueError):
-        common.summarize([])
 
 
 def test_peak_rss_of_a_child_counts_what_it_allocated() -> None:

@@ -7,21 +7,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tpose.bench.detector import (
-    ImageTargets,
-    _markdown,
-    busy_core,
-    coco_targets,
-    enlarge_box,
-    lspet_targets,
-    match_greedy,
-    pick_block,
-    score_detections,
-    time_detector,
-)
 from tpose.inference.detector import PersonBoxes, YoloxDetector
 
+from .benchmark_scripts import load
 from .conftest import COCO_MINI, COCO_MINI_ANN, DETECTOR, LSPET, needs_coco_mini, needs_detector, needs_lspet
+
+bench = load("bench_detector")
+ImageTargets = bench.ImageTargets
+_markdown = bench._markdown
+coco_targets = bench.coco_targets
+enlarge_box = bench.enlarge_box
+lspet_targets = bench.lspet_targets
+match_greedy = bench.match_greedy
+pick_block = bench.pick_block
+score_detections = bench.score_detections
+time_detector = bench.time_detector
+busy_core = load("common").busy_core
 
 
 def _image(targets: list, ignore: list = (), crowd: list = ()) -> ImageTargets:

@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from tpose.bench import inference as bench
-from tpose.bench.goals import Goal
+from .benchmark_scripts import load
+
+bench = load("bench_inference")
+Goal = load("goals").Goal
 
 SMALL = {"models": ["transpose_r_a3"], "batch": [1], "input_size": (64, 48), "repeats": 1, "threads": 1,
          "matmul_size": 256}
@@ -33,7 +35,7 @@ def test_command_line_times_every_path_and_writes_json_and_markdown(tmp_path) ->
 
 
 def test_peak_memory_is_measured_in_a_child_per_path(tmp_path) -> None:
-    res = bench.run_benchmark(**SMALL, paths=["torch"], memory=True, out=None, progress=None)
+    res = bench.run_benchmark(bench.InferenceBench(**SMALL, paths=["torch"], memory=True, out=None), progress=None)
     (row,) = res["rows"]
     assert "memory_error" not in row
     assert row["peak_rss_bytes"] >= row["rss_after_build_bytes"] > 50 * 2**20
@@ -41,7 +43,8 @@ def test_peak_memory_is_measured_in_a_child_per_path(tmp_path) -> None:
 
 def test_reference_is_skipped_where_its_attention_maps_would_not_fit(monkeypatch) -> None:
     monkeypatch.setattr(bench, "REFERENCE_MEMORY_SHARE", 1e-9)
-    res = bench.run_benchmark(**SMALL, paths=["reference", "torch"], memory=False, out=None, progress=None)
+    options = bench.InferenceBench(**SMALL, paths=["reference", "torch"], memory=False, out=None)
+    res = bench.run_benchmark(options, progress=None)
     ref, ours = res["rows"]
     assert "GiB" in ref["skipped"] and "median_s" not in ref
     assert ours["speedup_vs_reference"] is None
@@ -63,7 +66,7 @@ def test_goals_are_judged_at_batch_8() -> None:
 
 def test_goals_given_on_the_command_line_are_the_ones_judged(monkeypatch) -> None:
     seen: dict = {}
-    monkeypatch.setattr(bench, "run_benchmark", lambda **kw: seen.update(kw) or {"files": []})
+    monkeypatch.setattr(bench, "run_benchmark", lambda options, **_kw: seen.update(vars(options)) or {"files": []})
     assert bench.main([]) == 0
     assert seen["goals"] == bench.DEFAULT_GOALS and seen["goal_batch"] == 8
     assert bench.main(["--goal", "transpose_r_a3@torch_cl:1.2", "--goal-batch", "1"]) == 0
@@ -79,10 +82,10 @@ def test_goals_given_on_the_command_line_are_the_ones_judged(monkeypatch) -> Non
 
 def test_bad_options_are_named() -> None:
     with pytest.raises(ValueError, match="unknown models"):
-        bench.run_benchmark(models=["transpose_x"], out=None, progress=None)
+        bench.run_benchmark(bench.InferenceBench(models=["transpose_x"], out=None), progress=None)
     with pytest.raises(ValueError, match="unknown paths"):
-        bench.run_benchmark(**SMALL, paths=["tensorrt"], out=None, progress=None)
+        bench.run_benchmark(bench.InferenceBench(**SMALL, paths=["tensorrt"], out=None), progress=None)
     with pytest.raises(ValueError, match="batch sizes must be positive"):
-        bench.run_benchmark(models=["transpose_r_a3"], batch=[0], out=None, progress=None)
+        bench.run_benchmark(bench.InferenceBench(models=["transpose_r_a3"], batch=[0], out=None), progress=None)
     with pytest.raises(SystemExit):
         bench.build_parser().parse_args(["--input-size", "256"])

@@ -11,14 +11,15 @@ from typing import Any
 import pytest
 import torch
 
-from tpose.bench import common, levers, train_report
-from tpose.bench import training as bench
-from tpose.bench.goals import Goal
-from tpose.bench.pipeline_timing import PipelinePlan
-from tpose.bench.step_timing import StepPlan
 from tpose.utils import machine
 
+from .benchmark_scripts import load
 from .conftest import LSPET, TINY, needs_lspet
+
+common, levers, train_report, bench = (load(n) for n in ("common", "levers", "train_report", "bench_train"))
+Goal = load("goals").Goal
+PipelinePlan = load("pipeline_timing").PipelinePlan
+StepPlan = load("step_timing").StepPlan
 
 SMALL = bench.TrainBenchPlan(models=("transpose_r_a3",), sizes=((64, 48),), batch=2, timing=StepPlan(steps=1, rounds=1),
                              threads=1, model_overrides=TINY)

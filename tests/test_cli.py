@@ -145,12 +145,3 @@ def test_export_onnx_checked_and_released_layout(tiny_weights, tmp_path, capsys)
     state = torch.load(pth, weights_only=True)
     assert "pos_embedding" in state and "final_layer.weight" in state
     assert not any(k.startswith("module.") for k in state)
-
-
-@pytest.mark.parametrize("flag, option", [("--int8", "--calibration-count"), ("--video", "--int8-pose"),
-                                          ("--detector", "--speed-images"), ("--train", "--lever-at")])
-def test_bench_picks_the_benchmark_by_flag(flag, option, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["bench", flag, "--", "--help"])
-    assert exc.value.code == 0
-    assert option in capsys.readouterr().out
