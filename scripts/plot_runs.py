@@ -3,7 +3,7 @@
 Wall-clock minutes of runs that shared the machine with other jobs say little about what a recipe costs,
 so the x axis is the work done: the training images each run has seen (``images_per_s`` x
 ``epoch_minutes`` of its ``metrics.jsonl``) divided by the idle throughput of its training step on the
-2-core machine (``--rate``, measured with ``tpose bench --train``), in hours of that machine.
+2-core machine (``--rate``, measured with ``python benchmarks/bench_train.py``), in hours of that machine.
 
     python scripts/plot_runs.py --start 0.6235 0.6998 0.5608 --rate 20.0 \
         "A base=runs/pilot_A/metrics.jsonl" "shipped=runs/shipped/metrics.jsonl" -o docs/figures/pck_vs_cpu_hours.png
