@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 import torch
@@ -119,7 +119,7 @@ def build_backbone(name: str) -> nn.Module:
     return backbone
 
 
-@lru_cache(maxsize=None)
+@cache
 def backbone_info(name: str) -> BackboneInfo:
     """Stride, channels, size multiple and head of backbone ``name`` (built on the meta device: no weights)."""
     spec = backbone_spec(name)
@@ -144,7 +144,7 @@ def _check_contract(spec: BackboneSpec, backbone: nn.Module) -> None:
     if backbone.stride != HEATMAP_STRIDE * HEAD_UPSAMPLING[spec.head]:
         raise ValueError(f"{where}: a {spec.head!r} head needs stride {HEATMAP_STRIDE * HEAD_UPSAMPLING[spec.head]} "
                          f"(heatmaps are at stride {HEATMAP_STRIDE}), the backbone has stride {backbone.stride}")
-    own = [n for n, _ in backbone.named_parameters(recurse=False)] + [n for n, _ in backbone.named_buffers(recurse=False)]
+    own = [n for n, _ in (*backbone.named_parameters(recurse=False), *backbone.named_buffers(recurse=False))]
     if own:
         raise TypeError(f"{where}: parameters and buffers must live in child modules (TransPose mounts those), "
                         f"found {own} on the backbone itself")

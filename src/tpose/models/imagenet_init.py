@@ -3,8 +3,9 @@
 Each backbone's registration says how ImageNet weights map onto its keys (``imagenet_init``). The built-in
 ones keep the key names of their classification parents, so a torchvision ResNet-50 state dict maps onto
 TransPose-R's ``conv1``/``bn1``/``layer1``/``layer2`` and an official HRNet-W32/W48 ImageNet checkpoint onto
-TransPose-H's stem, ``layer1``, ``transition1``, ``stage2``, ``transition2`` and ``stage3`` unchanged. The report spells out what was used, what the source had
-beyond the backbone, and which backbone entries kept their random initialisation.
+TransPose-H's stem, ``layer1``, ``transition1``, ``stage2``, ``transition2`` and ``stage3`` unchanged.
+The report spells out what was used, what the source had beyond the backbone, and which backbone entries
+kept their random initialisation.
 """
 
 from __future__ import annotations
