@@ -46,7 +46,7 @@ CENTRE_CALLS: list[int] = []
 
 
 @tpose.register_decoder("centre")
-def decode_centre(heatmaps: np.ndarray, options: object) -> tuple[np.ndarray, np.ndarray]:
+def decode_centre(heatmaps: np.ndarray, options: tpose.codecs.DecodeOptions) -> tuple[np.ndarray, np.ndarray]:
     """Every keypoint at the heatmap's centre, scored by the heatmap's maximum (easy to recognise downstream)."""
     CENTRE_CALLS.append(heatmaps.shape[0])
     n, k, h, w = heatmaps.shape
