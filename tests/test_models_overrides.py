@@ -73,11 +73,14 @@ def test_dropout_override_reaches_every_dropout() -> None:
         assert not torch.equal(noisy(X), noisy(X))
 
 
-def test_legacy_override_spellings() -> None:
-    model = tpose.create_model("transpose_r_a3", d=32, layers=1, heads=2, ffn=64, num_joints=14, pos="none")
-    cfg = model.config
-    assert (cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.dim_feedforward) == (32, 1, 2, 64)
-    assert cfg.num_keypoints == 14 and cfg.pos_embedding == "none"
+def test_former_override_spellings_are_gone() -> None:
+    """The short aliases (d=, layers=, heads=, ffn=, num_joints=, pos=) and image_size= were removed."""
+    for former in ({"d": 32}, {"layers": 1}, {"heads": 2}, {"ffn": 64}, {"num_joints": 14}, {"pos": "none"},
+                   {"image_size": (64, 48)}):
+        with pytest.raises(TypeError, match="unknown model overrides"):
+            tpose.create_model("transpose_r_a3", **former)
+    with pytest.raises(ValueError, match="unknown model config keys"):
+        tpose.ModelConfig.from_dict({"image_size": [64, 48]})
 
 
 def test_bad_overrides_fail_clearly() -> None:

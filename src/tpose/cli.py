@@ -12,6 +12,7 @@ import torch
 
 from .bench.speed import PATHS as BENCH_PATHS
 from .bench.speed import PRECISIONS, SpeedOptions, format_speed, measure_speed, write_speed
+from .codecs import list_decoders
 from .engine.config import read_yaml
 from .engine.eval_run import run_eval
 from .engine.train import train
@@ -340,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--coco-results", help="also write a COCO keypoint results JSON here")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--input-size", type=parse_size, help="HxW crop size (default: the model's)")
-    p.add_argument("--decode", choices=("dark", "argmax"), default="dark")
+    p.add_argument("--decode", choices=list_decoders(), default="dark")
     p.add_argument("--draw-boxes", action="store_true")
     p.add_argument("--backend", choices=("torch", "onnx", "onnxruntime"),
                    help="torch or onnxruntime (default: onnxruntime for an .onnx --weights, else torch)")
@@ -442,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", choices=("pck", "pckh", "coco"))
     p.add_argument("--limbs", action="store_true", help="PCK over the 12 limb joints COCO and LSP share")
     p.add_argument("--no-flip", action="store_true")
-    p.add_argument("--decode", choices=("dark", "argmax"), default="dark")
+    p.add_argument("--decode", choices=list_decoders(), default="dark")
     p.add_argument("--input-size", type=parse_size)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu")

@@ -6,8 +6,6 @@ Scale is in units of 200 px (``PIXEL_STD``), the convention of the released mode
 
 from __future__ import annotations
 
-import warnings
-
 import cv2
 import numpy as np
 
@@ -38,33 +36,18 @@ def _third_point(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return b + np.array([-d[1], d[0]], dtype=np.float32)
 
 
-def legacy_wh(hw: tuple[int, int] | None, wh: tuple[int, int] | None, name: str) -> tuple[int, int]:
-    """(H, W) from the current argument, or from a deprecated (W, H) keyword of the same meaning."""
-    if wh is not None:
-        if hw is not None:
-            raise TypeError(f"give the (H, W) size or the deprecated (W, H) {name}=, not both")
-        warnings.warn(f"{name}= (W, H) is deprecated: sizes are (H, W) everywhere in tpose; pass the (H, W) size",
-                      DeprecationWarning, stacklevel=3)
-        return int(wh[1]), int(wh[0])
-    if hw is None:
-        raise TypeError("a size (H, W) is required")
-    return int(hw[0]), int(hw[1])
-
-
 def get_affine_transform(
     center: np.ndarray,
     scale: np.ndarray,
     rot: float,
-    output_hw: tuple[int, int] | None = None,
+    output_hw: tuple[int, int],
     inv: bool = False,
-    output_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """2x3 matrix mapping image coordinates into an ``output_hw`` = (H, W) crop (or back, ``inv``).
 
     The crop covers ``scale * 200`` image pixels in width, rotated by ``rot`` degrees about ``center``.
-    ``output_size`` (W, H) is the deprecated spelling of ``output_hw``.
     """
-    dst_h, dst_w = legacy_wh(output_hw, output_size, "output_size")
+    dst_h, dst_w = int(output_hw[0]), int(output_hw[1])
     src_w = float(scale[0]) * PIXEL_STD
     rad = np.pi * rot / 180.0
     src_dir = _rotate(np.array([0.0, src_w * -0.5], dtype=np.float32), rad)
@@ -93,10 +76,9 @@ def crop(
     center: np.ndarray,
     scale: np.ndarray,
     rot: float,
-    output_hw: tuple[int, int] | None = None,
-    output_size: tuple[int, int] | None = None,
+    output_hw: tuple[int, int],
 ) -> np.ndarray:
     """The affine crop of ``image`` (bilinear, zero border) at ``output_hw`` = (H, W)."""
-    h, w = legacy_wh(output_hw, output_size, "output_size")
+    h, w = int(output_hw[0]), int(output_hw[1])
     matrix = get_affine_transform(center, scale, rot, (h, w))
     return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR)

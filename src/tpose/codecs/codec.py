@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .affine import box_to_center_scale, crop, get_affine_transform
-from .decode import decode_heatmaps, flip_heatmaps_back, heatmap_to_image
+from .decode import DEFAULT_DECODER, DecodeOptions, decode_heatmaps, flip_heatmaps_back, heatmap_to_image
 from .heatmap import encode_gaussian
 
 HEATMAP_STRIDE = 4  # TransPose's heatmaps are a quarter of the input, for every variant
@@ -76,10 +76,10 @@ class HeatmapCodec:
         (image keypoints through :meth:`heatmap_matrix` and ``affine_points``)."""
         return encode_gaussian(keypoints, visible, self.heatmap_size, self.sigma)
 
-    def decode(self, heatmaps: np.ndarray | torch.Tensor, method: str = "dark",
-               blur_kernel: int = 11) -> tuple[np.ndarray, np.ndarray]:
-        """Keypoints [N, K, 2] in heatmap pixels and scores [N, K] (DARK or argmax with the quarter shift)."""
-        return decode_heatmaps(heatmaps, method=method, blur_kernel=blur_kernel)  # type: ignore[arg-type]
+    def decode(self, heatmaps: np.ndarray | torch.Tensor, method: str = DEFAULT_DECODER,
+               blur_kernel: int = DecodeOptions.blur_kernel) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints [N, K, 2] in heatmap pixels and scores [N, K] by a registered decoding method."""
+        return decode_heatmaps(heatmaps, method=method, blur_kernel=blur_kernel)
 
     def to_image(self, coords: np.ndarray, centers: np.ndarray, scales: np.ndarray,
                  rotations: np.ndarray | None = None, heatmap_size: tuple[int, int] | None = None) -> np.ndarray:
@@ -87,8 +87,8 @@ class HeatmapCodec:
         return heatmap_to_image(coords, centers, scales, heatmap_size or self.heatmap_size, rotations)
 
     def decode_to_image(self, heatmaps: np.ndarray | torch.Tensor, centers: np.ndarray, scales: np.ndarray,
-                        method: str = "dark", rotations: np.ndarray | None = None,
-                        blur_kernel: int = 11) -> tuple[np.ndarray, np.ndarray]:
+                        method: str = DEFAULT_DECODER, rotations: np.ndarray | None = None,
+                        blur_kernel: int = DecodeOptions.blur_kernel) -> tuple[np.ndarray, np.ndarray]:
         """Keypoints [N, K, 2] in image pixels and scores [N, K], straight from heatmaps."""
         coords, scores = self.decode(heatmaps, method, blur_kernel)
         hw = tuple(int(v) for v in heatmaps.shape[2:4])

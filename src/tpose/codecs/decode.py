@@ -1,4 +1,5 @@
-"""Heatmaps back to keypoints: argmax or DARK sub-pixel decoding, flip-test un-mirroring, crop -> image.
+"""Heatmaps back to keypoints: the registry of decoding methods (argmax and DARK built in), flip-test
+un-mirroring, crop -> image.
 
 Coordinates follow ``encode_gaussian``: heatmap coordinate (x, y) is the centre of column x, row y.
 Everything is vectorised over all N*K heatmaps at once, because evaluation decodes tens of thousands
@@ -7,13 +8,15 @@ of them per pass and a Python loop per heatmap would cost more than the model on
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import cv2
 import numpy as np
 import torch
 
-from .affine import get_affine_transform, legacy_wh
+from .affine import get_affine_transform
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
@@ -23,40 +26,104 @@ _TAYLOR_RADIUS = 2
 _LOG_FLOOR = 1e-10
 
 
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Settings a decoding method may read (each ignores those it has no use for)."""
+
+    blur_kernel: int = 11  # DARK's Gaussian, in heatmap pixels (odd)
+
+
+class Decoder(Protocol):
+    """A decoding method: heatmaps [N, K, H, W] (float32) -> locations [N, K, 2] (x, y in heatmap pixels) and
+    scores [N, K]."""
+
+    def __call__(self, heatmaps: np.ndarray, options: DecodeOptions) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+DEFAULT_DECODER = "dark"
+_DECODERS: dict[str, Decoder] = {}
+D = TypeVar("D", bound=Decoder)
+
+
+def register_decoder(name: str, *, replace: bool = False) -> Callable[[D], D]:
+    """Decorator registering a decoding method under ``name``: prediction, evaluation, the training config and
+    the CLI's ``--decode`` then accept that name. ``replace=True`` overrides an existing registration."""
+
+    def add(decoder: D) -> D:
+        if name in _DECODERS and not replace:
+            raise ValueError(f"a decoding method named {name!r} is already registered (pass replace=True to override)")
+        _DECODERS[name] = decoder
+        return decoder
+
+    return add
+
+
+def list_decoders() -> list[str]:
+    """The registered decoding methods, sorted."""
+    return sorted(_DECODERS)
+
+
+def get_decoder(name: str) -> Decoder:
+    """The decoding method ``name``; ValueError naming the registered ones otherwise."""
+    if name not in _DECODERS:
+        raise ValueError(f"unknown decoding method {name!r}: use one of {list_decoders()} (see tpose.register_decoder)")
+    return _DECODERS[name]
+
+
 def decode_heatmaps(
     heatmaps: np.ndarray | torch.Tensor,
-    method: Literal["dark", "argmax"] = "dark",
-    blur_kernel: int = 11,
+    method: str = DEFAULT_DECODER,
+    blur_kernel: int = DecodeOptions.blur_kernel,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Keypoint locations ``[N, K, 2]`` (x, y in heatmap pixels) and scores ``[N, K]`` (heatmap max).
-
-    ``"argmax"`` is the classic decoder: the maximum moved a quarter pixel towards its higher
-    neighbour on each axis. ``"dark"`` (Zhang et al., CVPR 2020) blurs each heatmap with a Gaussian of
-    ``blur_kernel`` (keeping its maximum), takes the log and moves the maximum by one Newton step of
-    the second-order Taylor expansion there, which recovers a Gaussian's centre to a small fraction
-    of a pixel. Maxima within two pixels of the border, non-positive heatmaps and flat (singular)
-    neighbourhoods keep the integer argmax. Unlike the released code, a heatmap whose maximum is not
-    positive keeps its argmax location instead of being moved to (0, 0); its score says it is unreliable.
-    """
+    """Keypoint locations ``[N, K, 2]`` (x, y in heatmap pixels) and scores ``[N, K]`` by the registered
+    decoding ``method`` (built in: ``"dark"`` and ``"argmax"``, below)."""
+    decoder = get_decoder(method)
     hm = _as_float_array(heatmaps)
     if hm.ndim != 4:
         raise ValueError(f"decode_heatmaps expects heatmaps of shape [N, K, H, W], got {hm.shape}")
     n, k, h, w = hm.shape
+    if h * w == 0:
+        raise ValueError("decode_heatmaps got empty heatmaps (H or W is 0)")
+    coords, scores = decoder(hm, DecodeOptions(blur_kernel=blur_kernel))
+    coords, scores = np.asarray(coords), np.asarray(scores)
+    if coords.shape != (n, k, 2) or scores.shape != (n, k):
+        raise ValueError(f"decoding method {method!r} returned shapes {coords.shape} and {scores.shape}, "
+                         f"expected {(n, k, 2)} and {(n, k)}")
+    return coords.astype(np.float32), scores.astype(np.float32)
+
+
+def _peaks(hm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every heatmap as [N*K, H, W], with its argmax column, row and value."""
+    n, k, h, w = hm.shape
     maps = hm.reshape(n * k, h, w)
     flat = maps.reshape(n * k, h * w)
-    if flat.shape[1] == 0:
-        raise ValueError("decode_heatmaps got empty heatmaps (H or W is 0)")
     idx = flat.argmax(axis=1)
     scores = np.take_along_axis(flat, idx[:, None], axis=1)[:, 0]
-    px = idx % w
-    py = idx // w
-    if method == "argmax":
-        coords = _quarter_offset(maps, px, py)
-    elif method == "dark":
-        coords = _dark_refine(maps, px, py, scores, blur_kernel)
-    else:
-        raise ValueError(f"unknown decoding method {method!r}: use 'dark' or 'argmax'")
-    return coords.reshape(n, k, 2).astype(np.float32), scores.reshape(n, k).astype(np.float32)
+    return maps, idx % w, idx // w, scores
+
+
+@register_decoder("argmax")
+def decode_argmax(heatmaps: np.ndarray, options: DecodeOptions) -> tuple[np.ndarray, np.ndarray]:
+    """The classic decoder: the maximum moved a quarter pixel towards its higher neighbour on each axis."""
+    n, k = heatmaps.shape[:2]
+    maps, px, py, scores = _peaks(heatmaps)
+    return _quarter_offset(maps, px, py).reshape(n, k, 2), scores.reshape(n, k)
+
+
+@register_decoder("dark")
+def decode_dark(heatmaps: np.ndarray, options: DecodeOptions) -> tuple[np.ndarray, np.ndarray]:
+    """DARK (Zhang et al., CVPR 2020): sub-pixel peaks from the log of the blurred heatmap.
+
+    Each heatmap is blurred with a Gaussian of ``options.blur_kernel`` (keeping its maximum), the log taken
+    and the maximum moved by one Newton step of the second-order Taylor expansion there, which recovers a
+    Gaussian's centre to a small fraction of a pixel. Peaks within two pixels of the border, non-positive
+    heatmaps and flat (singular) neighbourhoods keep the integer argmax. Unlike the released code, a heatmap
+    whose maximum is not positive keeps its argmax location instead of being moved to (0, 0); its score
+    says it is unreliable.
+    """
+    n, k = heatmaps.shape[:2]
+    maps, px, py, scores = _peaks(heatmaps)
+    return _dark_refine(maps, px, py, scores, options.blur_kernel).reshape(n, k, 2), scores.reshape(n, k)
 
 
 def _as_float_array(heatmaps: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -172,17 +239,15 @@ def heatmap_to_image(
     coords: np.ndarray,
     center: np.ndarray,
     scale: np.ndarray,
-    heatmap_hw: tuple[int, int] | None = None,
+    heatmap_hw: tuple[int, int],
     rotation: np.ndarray | None = None,
-    heatmap_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Heatmap coordinates ``[N, K, 2]`` mapped back into the original images (``[N, K, 2]``, float32).
 
-    Inverse of the crop's affine transform with the heatmap as its output (``heatmap_hw`` = (H, W);
-    ``heatmap_size`` (W, H) is its deprecated spelling), per person ``center`` ``[N, 2]``, ``scale``
-    ``[N, 2]`` (units of 200 px) and optional ``rotation`` [N] in degrees.
+    Inverse of the crop's affine transform with the heatmap as its output (``heatmap_hw`` = (H, W)), per
+    person ``center`` ``[N, 2]``, ``scale`` ``[N, 2]`` (units of 200 px) and optional ``rotation`` [N] in degrees.
     """
-    hw = legacy_wh(heatmap_hw, heatmap_size, "heatmap_size")
+    hw = (int(heatmap_hw[0]), int(heatmap_hw[1]))
     pts = np.asarray(coords, dtype=np.float64)
     if pts.ndim != 3 or pts.shape[-1] != 2:
         raise ValueError(f"heatmap_to_image expects coords of shape [N, K, 2], got {pts.shape}")

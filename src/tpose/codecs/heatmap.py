@@ -8,24 +8,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from .affine import legacy_wh
-
 
 def encode_gaussian(
     keypoints: np.ndarray,
     visible: np.ndarray,
-    heatmap_hw: tuple[int, int] | None = None,
+    heatmap_hw: tuple[int, int],
     sigma: float = 2.0,
-    heatmap_size: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Unbiased targets: a Gaussian (peak 1) at the exact sub-pixel location of each keypoint.
 
     ``keypoints`` [K, 2] are in heatmap coordinates, ``visible`` [K] > 0 marks labelled joints,
-    ``heatmap_hw`` is (H, W) (``heatmap_size`` (W, H) is its deprecated spelling). Returns ``target``
+    ``heatmap_hw`` is (H, W). Returns ``target``
     [K, H, W] float32 and ``weight`` [K] float32, zero for unlabelled joints and for those whose
     Gaussian lies wholly outside the heatmap.
     """
-    h, w = legacy_wh(heatmap_hw, heatmap_size, "heatmap_size")
+    h, w = int(heatmap_hw[0]), int(heatmap_hw[1])
     kpts = np.asarray(keypoints, dtype=np.float32).reshape(-1, 2)
     k = kpts.shape[0]
     weight = (np.asarray(visible).reshape(k) > 0).astype(np.float32)

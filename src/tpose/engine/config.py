@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..codecs import get_decoder
 from ..data.transforms import AugmentConfig
 from ..models.config import ModelConfig
 from ..models.registry import list_variants
@@ -136,11 +137,17 @@ class TrainSection(_Section):
 class EvalSection(_Section):
     every: Count = 1
     flip_test: bool = True
-    decode: Literal["dark", "argmax"] = "dark"
+    decode: str = "dark"  # a registered decoding method (tpose.list_decoders())
     metric: Literal["pck", "pckh", "coco"] = "pck"
     joint_subset: list[str] | None = None
     batch_size: PositiveInt = 64
     max_samples: Count = 0
+
+    @field_validator("decode")
+    @classmethod
+    def _registered_decoder(cls, value: str) -> str:
+        get_decoder(value)  # an unregistered name fails, naming the registered ones
+        return value
 
 
 AugmentSection = AugmentConfig

@@ -110,7 +110,7 @@ def evaluate(
     *,
     data_keypoint_set: KeypointSet | str | None = None,
     flip_test: bool = True,
-    decode: Literal["dark", "argmax"] = "dark",
+    decode: str = "dark",  # a registered decoding method (tpose.list_decoders())
     blur_kernel: int = 11,
     device: str | torch.device = "cpu",
     boxes: Literal["gt", "detector"] = "gt",

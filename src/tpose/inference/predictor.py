@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..codecs import PIXEL_STD, normalize_batch
+from ..codecs import PIXEL_STD, get_decoder, normalize_batch
 from ..data.keypoint_sets import KeypointSet
 from ..engine.metrics import oks_nms, rescore
 from ..factory import load_pose_model, weights_argument
@@ -101,8 +101,7 @@ class PosePredictor:
         threads: int | None = None,
     ) -> None:
         weights = weights_argument(weights, checkpoint, None, "PosePredictor")
-        if decode not in ("dark", "argmax"):
-            raise ValueError(f"decode must be 'dark' or 'argmax', got {decode!r}")
+        get_decoder(decode)  # an unregistered decoding method fails here, naming the registered ones
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if channel_order not in ("rgb", "bgr"):

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from .backbones import backbone_info, list_backbones
 from .config import ModelConfig
 from .position_encoding import sine_table
 from .registry import get_config, variant_configs
@@ -133,7 +134,8 @@ def read_structure(state: StateDict) -> dict[str, Any] | None:
     }
     table = state.get("pos_embedding")
     if table is not None and table.dim() == 3:
-        stride, multiple = (8, 8) if backbone.startswith("resnet") else (4, 16)
+        info = backbone_info(backbone.split(" ")[0])  # "resnet_s with 6 layer2 blocks": resnet_s's contract
+        stride, multiple = info.stride, info.size_multiple
         grid = sine_grid(table, grid_candidates(table.shape[0], stride, multiple))
         out["pos_embedding"] = "sine" if grid else "learnable"
         if grid:
@@ -186,7 +188,7 @@ def guess_variant(state: StateDict, metadata: Mapping[str, Any] | None = None) -
         )
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     fields = read_structure(state)
-    if fields is not None and fields["backbone"] in ("resnet_s", "resnet_s_star", "hrnet_s_w32", "hrnet_s_w48"):
+    if fields is not None and fields["backbone"] in list_backbones():
         name, over = closest_variant(fields)
         try:
             cfg = get_config(name, **{k: v for k, v in over.items()})

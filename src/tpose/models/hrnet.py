@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .backbones import register_backbone, same_keys
 from .blocks import BasicBlock, Bottleneck, conv3x3, make_layer
 
 
@@ -97,3 +98,15 @@ class HRNetS(nn.Module):
         xs = self.stage2(xs)
         xs = [xs[i] if t is None else t(xs[-1]) for i, t in enumerate(self.transition2)]
         return self.stage3(xs)[0]
+
+
+@register_backbone("hrnet_s_w32", head="conv1x1", imagenet_init=same_keys)
+def hrnet_s_w32() -> HRNetS:
+    """HRNet-S-W32 (TransPose-H-S)."""
+    return HRNetS(width=32)
+
+
+@register_backbone("hrnet_s_w48", head="conv1x1", imagenet_init=same_keys)
+def hrnet_s_w48() -> HRNetS:
+    """HRNet-S-W48 (TransPose-H-A4/A5/A6)."""
+    return HRNetS(width=48)

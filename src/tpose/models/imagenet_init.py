@@ -1,10 +1,11 @@
 """Start training from ImageNet backbones, as the released models did.
 
-TransPose's backbones keep the key names of their classification parents, so a torchvision
-ResNet-50 state dict maps onto TransPose-R's ``conv1``/``bn1``/``layer1``/``layer2`` and an official
-HRNet-W32/W48 ImageNet checkpoint onto TransPose-H's stem, ``layer1``, ``transition1``, ``stage2``,
-``transition2`` and ``stage3`` unchanged. The report spells out what was used, what the source had
-beyond the backbone, and which backbone entries kept their random initialisation.
+Each backbone's registration says how ImageNet weights map onto its keys (``imagenet_init``). The built-in
+ones keep the key names of their classification parents, so a torchvision ResNet-50 state dict maps onto
+TransPose-R's ``conv1``/``bn1``/``layer1``/``layer2`` and an official HRNet-W32/W48 ImageNet checkpoint onto
+TransPose-H's stem, ``layer1``, ``transition1``, ``stage2``, ``transition2`` and ``stage3`` unchanged.
+The report spells out what was used, what the source had beyond the backbone, and which backbone entries
+kept their random initialisation.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import torch
 
+from .backbones import backbone_spec
 from .checkpoint import CheckpointError, read_state_dict
 from .transpose import TransPose
 
@@ -60,12 +62,18 @@ def init_backbone_from_imagenet(model: TransPose, source: str | Path | dict[str,
     """Copy ImageNet weights into ``model``'s backbone entries of the same name.
 
     ``source``: a torchvision ResNet-50 state dict (for TransPose-R) or an official HRNet-W32/W48
-    ImageNet checkpoint (for TransPose-H), as a file or dict. Shape mismatches raise ``ValueError``;
-    so does a source that shares no entry with the backbone. BN ``num_batches_tracked`` counters
+    ImageNet checkpoint (for TransPose-H), as a file or dict, mapped by the backbone's registered
+    ``imagenet_init``. Shape mismatches raise ``ValueError``; so do a source that shares no entry with the
+    backbone and a backbone registered without ``imagenet_init``. BN ``num_batches_tracked`` counters
     are copied when present and otherwise not reported (they hold no learned values).
     """
+    mapping = backbone_spec(model.config.backbone).imagenet_init
+    if mapping is None:
+        raise ValueError(f"the {model.config.backbone} backbone was registered without imagenet_init: "
+                         "it has no ImageNet start")
     state = read_state_dict(source)
     kind = _source_kind(state)
+    state = mapping(state)
     prefixes = tuple(f"{name}." for name in model._backbone_names)
     own = {k: v for k, v in model.state_dict().items() if k.startswith(prefixes)}
     mismatched = [

@@ -21,6 +21,7 @@ from torch import nn
 from ..codecs import HEATMAP_STRIDE
 from ..data.keypoint_sets import KeypointSet, resolve_keypoint_set
 from ..utils.ort import create_session
+from .backbones import backbone_info, list_backbones
 from .config import ModelConfig
 
 INPUT_NAME = "image"
@@ -91,8 +92,10 @@ class OnnxPoseModel(nn.Module):
         out_shape = self.session.get_outputs()[outputs.index(self.heatmaps_name)].shape
         k = out_shape[1] if len(out_shape) == 4 else None
         self.config: ModelConfig | None = None
-        if isinstance(meta.get("model"), dict):
-            self.config = ModelConfig.from_dict(dict(meta["model"]))
+        recorded = meta.get("model")
+        # a file exported with a backbone not registered in this process still runs: it needs no backbone code
+        if isinstance(recorded, dict) and recorded.get("backbone", ModelConfig.backbone) in list_backbones():
+            self.config = ModelConfig.from_dict(dict(recorded))
             k = self.config.num_keypoints
         if not isinstance(k, int):
             raise ValueError(f"{self.path}: cannot tell the number of keypoints from the heatmaps output {out_shape}")
@@ -100,7 +103,7 @@ class OnnxPoseModel(nn.Module):
         self.num_layers: int = len(self.attention_names)
         stride = meta.get("backbone_stride")
         if stride is None and self.config is not None:
-            stride = 8 if self.config.backbone.startswith("resnet") else 4
+            stride = backbone_info(self.config.backbone).stride
         self.backbone_stride: int | None = None if stride is None else int(stride)
         self.heatmap_stride = HEATMAP_STRIDE
         self.metadata: dict[str, Any] = dict(meta)

@@ -20,11 +20,6 @@ _VARIANTS: dict[str, ModelConfig] = {
     "transpose_h_a6": ModelConfig("hrnet_s_w48", 96, 6, 1, 192),
 }
 
-# legacy spellings a user may type, mapped to the canonical names
-_OVERRIDE_ALIASES = {"d": "d_model", "layers": "num_layers", "heads": "num_heads", "ffn": "dim_feedforward",
-                     "num_joints": "num_keypoints", "pos": "pos_embedding", "pe": "pos_embedding",
-                     }
-
 
 def list_variants() -> list[str]:
     """The registered architecture names, sorted."""
@@ -35,7 +30,6 @@ def get_config(name: str, **overrides: Any) -> ModelConfig:
     """The architecture of variant ``name`` with ``overrides`` applied."""
     if name not in _VARIANTS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(list_variants())}")
-    overrides = {_OVERRIDE_ALIASES.get(k, k): v for k, v in overrides.items()}
     return _VARIANTS[name].with_overrides(**overrides)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .backbones import register_backbone, same_keys
 from .blocks import Bottleneck, make_layer
 
 
@@ -13,6 +14,7 @@ class ResNetS(nn.Module):
 
     stride = 8
     out_channels = 512
+    size_multiple = 8
 
     def __init__(self, layer2_blocks: int = 4) -> None:
         super().__init__()
@@ -26,3 +28,15 @@ class ResNetS(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer2(self.layer1(x))
+
+
+@register_backbone("resnet_s", head="deconv", imagenet_init=same_keys)
+def resnet_s() -> ResNetS:
+    """ResNet-S: four layer2 blocks (TransPose-R)."""
+    return ResNetS(layer2_blocks=4)
+
+
+@register_backbone("resnet_s_star", head="deconv", imagenet_init=same_keys)
+def resnet_s_star() -> ResNetS:
+    """ResNet-S*: ten layer2 blocks."""
+    return ResNetS(layer2_blocks=10)

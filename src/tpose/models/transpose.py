@@ -6,39 +6,30 @@ import torch
 from torch import nn
 
 from ..codecs import HEATMAP_STRIDE
+from .backbones import build_backbone
 from .config import ModelConfig
 from .encoder import Encoder
 from .heads import deconv_head, final_layer
-from .hrnet import HRNetS
 from .position_encoding import PositionEmbedding
-from .resnet import ResNetS
 
-
-def _build_backbone(name: str) -> nn.Module:
-    if name == "resnet_s":
-        return ResNetS(layer2_blocks=4)
-    if name == "resnet_s_star":
-        return ResNetS(layer2_blocks=10)
-    if name == "hrnet_s_w32":
-        return HRNetS(width=32)
-    if name == "hrnet_s_w48":
-        return HRNetS(width=48)
-    raise ValueError(f"unknown backbone {name!r}")
+# TransPose's own top-level names, which a backbone's child modules must not take
+_OWN_NAMES = frozenset({"position", "pos_embedding", "reduce", "global_encoder", "deconv_layers", "final_layer"})
 
 
 class TransPose(nn.Module):
     """``model(x)`` gives heatmaps [B, K, H/4, W/4]; ``return_attention=True`` adds every layer's map.
 
-    The backbone's modules sit at the top level (``conv1``, ``layer1``, ``stage3``...), as in the
-    released checkpoints, so ``load_state_dict(released, strict=True)`` works.
+    The backbone's child modules sit at the top level (``conv1``, ``layer1``, ``stage3``...), as in the
+    released checkpoints, so ``load_state_dict(released, strict=True)`` works; the backbone object itself
+    is kept outside the module tree and called on those same modules.
     """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        backbone = _build_backbone(config.backbone)
+        backbone = build_backbone(config.backbone)
         self.backbone_stride: int = backbone.stride
-        self.size_multiple: int = getattr(backbone, "size_multiple", backbone.stride)
+        self.size_multiple: int = backbone.size_multiple
         h, w = config.input_size
         self._check_size(h, w)
         grid = (h // self.backbone_stride, w // self.backbone_stride)
@@ -50,9 +41,13 @@ class TransPose(nn.Module):
         else:
             self.pos_embedding = None
         self._backbone_names = [n for n, _ in backbone.named_children()]
+        taken = sorted(_OWN_NAMES.intersection(self._backbone_names))
+        if taken:
+            raise ValueError(f"backbone {config.backbone!r} names child modules {taken}, which TransPose uses itself")
         for name, module in backbone.named_children():
             self.add_module(name, module)
-        self._backbone_forward = type(backbone).forward
+        # outside the module tree (no ``backbone.`` key prefix): its children above are the registered ones
+        object.__setattr__(self, "_backbone", backbone)
         self.reduce = nn.Conv2d(backbone.out_channels, config.d_model, 1, bias=False)
         self.global_encoder = Encoder(
             config.d_model, config.num_heads, config.dim_feedforward, config.num_layers, config.dropout
@@ -66,14 +61,19 @@ class TransPose(nn.Module):
         self._init_backbone()
 
     def _init_backbone(self) -> None:
-        for name in self._backbone_names:
-            for m in getattr(self, name).modules():
-                if isinstance(m, nn.Conv2d):
-                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                elif isinstance(m, nn.BatchNorm2d):
-                    nn.init.ones_(m.weight)
-                    nn.init.zeros_(m.bias)
+        for m in self._backbone.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
         nn.init.kaiming_normal_(self.reduce.weight, mode="fan_out", nonlinearity="relu")
+
+    def train(self, mode: bool = True) -> TransPose:
+        """As ``nn.Module.train``, and the backbone object's own flag too (it sits outside the module tree)."""
+        super().train(mode)
+        self._backbone.training = mode
+        return self
 
     @property
     def heatmap_stride(self) -> int:
@@ -90,7 +90,7 @@ class TransPose(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone + ``reduce``: [B, d, h, w]."""
-        return self.reduce(self._backbone_forward(self, x))
+        return self.reduce(self._backbone(x))
 
     def forward(
         self, x: torch.Tensor, return_attention: bool = False, keep_heads: bool = False
