@@ -10,6 +10,11 @@ metadata. What decides each of them, in this order (as MMPose's ``init_model`` s
    a released ``.pth`` without metadata is read off its tensors;
 3. then defaults: the variant's architecture, the built-in keypoint set of that count.
 
+Resolving is one pass: :func:`locate` turns the name, tag or path into a file (and the registry entry
+that named it), ``tpose.models.checkpoint.load_model`` reads the file and its metadata once and builds the
+model it records; the diagnosis is consulted only when a file does not fit. :func:`shipped_weights` alone
+decides the weights used when none are given.
+
 An explicit argument that *contradicts* the weights is an error, never a silent choice: another variant
 (``model="transpose_r_a4"`` with R-A3 weights), another keypoint count, another input size than a
 fixed-size ONNX export's, an ``.onnx`` file with the torch backend or the reverse.

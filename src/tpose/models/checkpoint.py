@@ -420,7 +420,8 @@ def save_weights(
     extra = dict(extra_metadata or {})
     if "model" in extra:
         raise ValueError("extra_metadata must not contain 'model': it holds the architecture")
-    variant, overrides = built_with(model.config, getattr(model, "variant", None))
+    extra.pop("overrides", None)  # always recomputed: a copied file's metadata may predate them
+    variant, overrides = built_with(model.config, extra.pop("variant", None) or getattr(model, "variant", None))
     meta: dict[str, Any] = {
         "format": "tpose-weights",
         "model": model.config.to_dict(),

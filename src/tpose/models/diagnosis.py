@@ -218,10 +218,14 @@ def guess_variant(state: StateDict, metadata: Mapping[str, Any] | None = None) -
     """One sentence saying which model the weights belong to (None when nothing fits): the variant and
     overrides the file's metadata records, else read off its tensors."""
     recorded = metadata.get("variant") if metadata else None
-    if recorded in variant_configs() and isinstance(metadata.get("overrides"), Mapping):  # type: ignore[union-attr]
-        over = dict(metadata["overrides"])  # type: ignore[index]
-        return f"the file was saved from {describe_variant(str(recorded), over, '')}; build it with " \
-               f"{call_hint(str(recorded), over)}"
+    if recorded in variant_configs() and isinstance(metadata.get("model"), Mapping):  # type: ignore[union-attr]
+        try:  # the variant the file was built as, and its overrides of it (recomputed for files that predate them)
+            _, over = built_with(ModelConfig.from_dict(dict(metadata["model"])), str(recorded))  # type: ignore[index]
+        except (TypeError, ValueError):
+            over = None
+        if over is not None:
+            return f"the file was saved from {describe_variant(str(recorded), over, '')}; build it with " \
+                   f"{call_hint(str(recorded), over)}"
     if metadata and isinstance(metadata.get("model"), Mapping):
         try:
             cfg = ModelConfig.from_dict(dict(metadata["model"]))
