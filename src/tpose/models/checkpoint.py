@@ -366,7 +366,8 @@ def _load_state(
     if grid is not None:
         want["pos_embedding"] = tuple(table.shape)
     shapes = {k: tuple(v.shape) for k, v in state.items()}
-    missing, unexpected, mismatched = shape_diff(shapes, want)
+    fits = shapes == want  # a file that fits needs no diagnosis
+    missing, unexpected, mismatched = ([], [], []) if fits else shape_diff(shapes, want)
     if strict and (missing or unexpected or mismatched):  # raised before the model is touched
         guess = guess_variant(state, metadata)
         message = mismatch_message(label, model.config, missing, unexpected, mismatched, guess)
