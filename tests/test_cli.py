@@ -99,12 +99,13 @@ def test_pretrained_by_tag_from_a_local_weights_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("TPOSE_WEIGHTS_DIR", str(tmp_path))
     monkeypatch.setenv("TPOSE_OFFLINE", "1")
     torch.save(released.state_dict(), tmp_path / RELEASED_FILES["transpose_r_a3"])
-    model = tpose.create_model("transpose_r_a3", pretrained="coco-256x192")
+    model = tpose.create_model("transpose_r_a3", weights="coco-256x192")
     for key, value in released.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
     assert "transpose_r_a3" in tpose.list_models(pretrained=True)
-    with pytest.raises(ValueError, match="not both"):
-        tpose.create_model("transpose_r_a3", checkpoint="x.pth", pretrained=True)
+    for former in ("checkpoint", "pretrained"):  # the former spellings of weights= are gone
+        with pytest.raises(TypeError, match=f"unknown model overrides \\['{former}'\\]"):
+            tpose.create_model("transpose_r_a3", **{former: True})
 
 
 def test_pretrained_offline_without_a_file_says_where_to_put_it(tmp_path, monkeypatch):
@@ -112,7 +113,7 @@ def test_pretrained_offline_without_a_file_says_where_to_put_it(tmp_path, monkey
     monkeypatch.delenv("TPOSE_WEIGHTS_DIR", raising=False)
     monkeypatch.setenv("TPOSE_OFFLINE", "1")
     with pytest.raises(ConnectionError) as err:
-        tpose.create_model("transpose_h_s", pretrained=True)
+        tpose.create_model("transpose_h_s", weights=True)
     text = str(err.value)
     assert "tp_h_32_256x192_enc4_d64_h128_mh1.pth" in text and str(tmp_path / "hub") in text
 

@@ -123,7 +123,7 @@ def test_tpose_weights_bring_their_architecture(tmp_path):
     from tpose.models.checkpoint import save_weights
 
     path = save_weights(tiny_model(**TINY_HERE, num_keypoints=14), tmp_path / "tiny_lsp.safetensors")
-    summary = run_explain(LSPET_IMAGE, tmp_path / "out", model="transpose_r_a4", weights=path, positions=False,
+    summary = run_explain(LSPET_IMAGE, tmp_path / "out", model="transpose_r_a3", weights=path, positions=False,
                           detector=None)
     assert summary["input_size"] == [H, W]
     assert summary["persons"][0]["keypoint_names"][-1] == "head_top"

@@ -42,7 +42,8 @@ def test_safetensors_round_trip(tmp_path: Path) -> None:
     assert sorted(p.name for p in path.parent.iterdir()) == ["best.json", "best.safetensors"]  # no temp files left
     meta = json.loads((tmp_path / "run" / "best.json").read_text())
     assert meta["model"] == model.config.to_dict()
-    assert meta["keypoint_set"] == "lsp14" and meta["epoch"] == 7 and meta["variant"] is None
+    assert meta["keypoint_set"] == "lsp14" and meta["epoch"] == 7 and meta["variant"] == "transpose_r_a3"
+    assert meta["overrides"] == {**TINY, "pos_embedding": "learnable", "num_keypoints": 14}
     assert read_metadata(path) == meta
 
     again = load_model(path).eval()
@@ -109,7 +110,7 @@ def test_custom_pth_without_metadata_asks_for_num_heads(tmp_path: Path) -> None:
     path = save_released_layout(tiny_model(), tmp_path / "custom.pth")
     with pytest.raises(CheckpointError, match="num_heads"):
         load_model(path)
-    model = tpose.create_model("transpose_r_a3", checkpoint=path, **TINY)
+    model = tpose.create_model("transpose_r_a3", weights=path, **TINY)
     _same_state(model, tiny_model())
 
 
@@ -212,7 +213,7 @@ def test_learnable_256x192_checkpoint_into_other_size(tmp_path: Path) -> None:
         expect = source(x)
     for file in ("learned.pth", "learned.safetensors"):
         model = tpose.create_model(
-            "transpose_r_a3", checkpoint=tmp_path / file, **TINY, pos_embedding="learnable", input_size=(384, 288)
+            "transpose_r_a3", weights=tmp_path / file, **TINY, pos_embedding="learnable", input_size=(384, 288)
         ).eval()
         assert model.config.input_size == (256, 192), file
         assert model.pos_embedding.requires_grad

@@ -36,7 +36,7 @@ def test_other_sizes_rebuild_sine_and_accept_256x192_weights(trained_r, size, ba
     torch.testing.assert_close(seen[-1], sine_table(h // 8, w // 8, 32).transpose(0, 1), atol=0, rtol=0)
 
     # the 256x192 checkpoint loads into a model configured for this size and keeps its trained grid
-    loaded = tpose.create_model("transpose_r_a3", checkpoint=trained_r.state_dict(), **TINY, input_size=size).eval()
+    loaded = tpose.create_model("transpose_r_a3", weights=trained_r.state_dict(), **TINY, input_size=size).eval()
     assert loaded.config.input_size == (256, 192)
     assert tuple(loaded.pos_embedding.shape) == (768, 1, 32)
     with torch.no_grad():

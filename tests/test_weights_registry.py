@@ -122,14 +122,13 @@ def test_measured_accuracy_without_a_file_is_not_invented(monkeypatch, tmp_path)
     assert len(accuracies) == 3 and all(a.value is None and a.formatted_value() == "n/a" for a in accuracies)
 
 
-def test_the_former_shipped_tag_gives_the_weights_that_replaced_it(shipped_dir):
-    folder, _ = shipped_dir
-    with pytest.warns(DeprecationWarning, match="lspet-128x96 were replaced by transpose_r_a4:lsp-mpii-128x96"):
-        assert get_weights("transpose_r_a4", "lspet-128x96").tag == "lsp-mpii-128x96"
-    with pytest.warns(DeprecationWarning, match="retrained on LSPET, LSP and MPII"):
-        assert factory.resolve_weights_path("lspet-128x96") == folder / SHIPPED
-    with pytest.warns(DeprecationWarning):
-        assert factory.resolve_weights_path("transpose_r_a4:lspet-128x96") == folder / SHIPPED
+def test_the_former_shipped_tag_is_gone(shipped_dir):
+    with pytest.raises(ValueError, match="no weights 'lspet-128x96' for transpose_r_a4"):
+        get_weights("transpose_r_a4", "lspet-128x96")
+    with pytest.raises(ValueError, match="not a weights tag"):
+        factory.resolve_weights_path("lspet-128x96")
+    with pytest.raises(ValueError, match="not a weights tag of transpose_r_a4"):
+        factory.resolve_weights_path("transpose_r_a4:lspet-128x96")
 
 
 def test_default_tags_online_offline_and_for_the_cli(shipped_dir, monkeypatch):
@@ -163,7 +162,7 @@ def test_shipped_file_of_another_variant_is_refused(shipped_dir, monkeypatch, tm
     model = tpose.create_model("transpose_r_a3", num_keypoints=14, input_size=(128, 96), **TINY)
     save_weights(model, folder / SHIPPED, extra_metadata={"variant": "transpose_r_a3"})
     monkeypatch.setattr(wfiles, "package_dir", lambda: folder)
-    with pytest.raises(ValueError, match="trained as transpose_r_a3, not transpose_r_a4"):
+    with pytest.raises(ValueError, match="are transpose_r_a4 weights, but the file found .* holds transpose_r_a3"):
         factory.load_pretrained("transpose_r_a4", "lsp-mpii-128x96", offline=True)
 
 
@@ -214,5 +213,5 @@ def test_predictor_takes_the_resolved_shipped_weights(shipped_dir):
     from tpose.inference.predictor import PosePredictor
 
     path = factory.resolve_weights_path("lsp-mpii-128x96", model="transpose_r_a4")
-    predictor = PosePredictor("transpose_r_a4", checkpoint=path, flip_test=False, detector=None)
+    predictor = PosePredictor("transpose_r_a4", weights=path, flip_test=False, detector=None)
     assert predictor.input_size == (128, 96) and predictor.keypoint_set.name == "lsp14"

@@ -80,7 +80,7 @@ def _model_and_weights(args: argparse.Namespace) -> tuple[str | None, str | None
     if weights:
         return model, weights
     try:
-        return None, str(shipped_weights(model or "transpose_r_a4"))
+        return None, str(shipped_weights(model))
     except FileNotFoundError:
         print(f"tpose: no --weights given and no weights ship with {model}: using random weights "
               "(see `tpose weights`)", file=sys.stderr)

@@ -10,6 +10,11 @@ metadata. What decides each of them, in this order (as MMPose's ``init_model`` s
    a released ``.pth`` without metadata is read off its tensors;
 3. then defaults: the variant's architecture, the built-in keypoint set of that count.
 
+Resolving is one pass: :func:`locate` turns the name, tag or path into a file (and the registry entry
+that named it), ``tpose.models.checkpoint.load_model`` reads the file and its metadata once and builds the
+model it records; the diagnosis is consulted only when a file does not fit. :func:`shipped_weights` alone
+decides the weights used when none are given.
+
 An explicit argument that *contradicts* the weights is an error, never a silent choice: another variant
 (``model="transpose_r_a4"`` with R-A3 weights), another keypoint count, another input size than a
 fixed-size ONNX export's, an ``.onnx`` file with the torch backend or the reverse.
@@ -29,21 +34,20 @@ from torch import nn
 from .codecs import HeatmapCodec
 from .data.keypoint_sets import KeypointSet, get_keypoint_set, resolve_keypoint_set
 from .models.checkpoint import (
+    BuildSpec,
     CheckpointError,
+    VariantMismatchError,
     load_model,
     load_weights,
     read_metadata,
-    read_state_dict,
     variant_name,
 )
-from .models.config import ModelConfig
-from .models.diagnosis import closest_variant, read_structure
 from .models.onnx_model import OnnxPoseModel
 from .models.registry import build_model, list_variants
 from .models.transpose import TransPose
-from .weights.download import model_for, resolve_weights, with_note
+from .weights.download import build_spec, fetch, with_note
 from .weights.files import cache_path, get_weights, shipped_tag, variants_with_weights
-from .weights.registry import FORMER_TAGS, list_weights, tag_owners, tags
+from .weights.registry import WeightsEntry, list_weights, lookup, tag_owners, tags
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
 ONNX_SUFFIX = ".onnx"
@@ -62,56 +66,97 @@ def list_models(pretrained: bool = False) -> list[str]:
     return list_variants()
 
 
-def weights_argument(weights: Any, checkpoint: Any, pretrained: Any, where: str) -> Any:
-    """``checkpoint=`` and ``pretrained=`` are the former spellings of ``weights=`` (kept for one release)."""
-    given = [n for n, v in (("weights", weights), ("checkpoint", checkpoint), ("pretrained", pretrained))
-             if v not in (None, False)]
-    if len(given) > 1:
-        raise ValueError(f"{where}: give weights= only (a tag, a path or True), not both {' and '.join(given)}")
-    for old, value in (("checkpoint", checkpoint), ("pretrained", pretrained)):
-        if value not in (None, False):
-            warnings.warn(f"{where}: {old}= is deprecated, use weights= (a tag, a path, or True for the default tag)",
-                          DeprecationWarning, stacklevel=3)
-            return value
-    return weights
-
-
 def _is_path(value: Any) -> bool:
     text = str(value)
     return isinstance(value, Path) or "/" in text or "\\" in text or Path(text).suffix.lower() in (
         *WEIGHT_SUFFIXES, ONNX_SUFFIX)
 
 
-def create_model(
-    name: str,
-    weights: str | Path | bool | None = None,
-    *,
-    checkpoint: str | Path | None = None,
-    pretrained: bool | str = False,
-    **overrides: Any,
-) -> TransPose:
+@dataclass(frozen=True)
+class Located:
+    """A weights file, and the registry entry that named it (None for a file given by its path)."""
+
+    path: Path
+    entry: WeightsEntry | None = None
+
+
+def locate(weights: str | Path | bool, model: str | None = None, **fetch_options: Any) -> Located:
+    """The one step from a ``weights=`` / ``--weights`` value to a file: a path, True (``model``'s default tag),
+    ``variant:tag``, or a tag of ``model`` (or of the one variant that has it). ``fetch_options`` go to
+    :func:`tpose.weights.fetch` (``offline``, ``progress``, ``base_url``...)."""
+    if weights is True:
+        entry = get_weights(model or DEFAULT_MODEL, True, offline=fetch_options.get("offline"))
+        return Located(fetch(entry, **fetch_options), entry)
+    text = str(weights)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return Located(path)
+    if _is_path(weights):
+        raise FileNotFoundError(f"{text}: no such weights file")
+    variant, tag = text.split(":", 1) if ":" in text else (model, text)
+    if model is not None and variant != model:
+        raise ValueError(f"model {model!r} was asked for, but the weights {text!r} are {variant} weights: drop "
+                         f"--model/model=, or give {model} weights")
+    if variant is None:
+        owners = tag_owners(text)
+        if len(owners) != 1:
+            known = sorted({e.tag for e in list_weights()})
+            raise ValueError(f"weights {text!r}: " + (f"several models have this tag ({', '.join(owners)}); name one "
+                             f"(e.g. {owners[0]}:{text} or --model {owners[0]})" if owners else
+                             f"no such file, and not a weights tag (known tags: {', '.join(known)})"))
+        variant = owners[0]
+    if variant not in list_variants():
+        raise ValueError(f"unknown model {variant!r}; available: {', '.join(list_variants())}")
+    if tag not in tags(variant):
+        known = ", ".join(tags(variant)) or "none"
+        raise ValueError(f"{text}: no such weights file, and not a weights tag of {variant} (its tags: {known})")
+    entry = lookup(variant, tag)
+    return Located(fetch(entry, **fetch_options), entry)
+
+
+def _build(found: Located, asked: str | None = None, overrides: Mapping[str, Any] | None = None) -> TransPose:
+    """File -> its metadata -> model, strictly loaded; a file of another variant than asked (or than its tag
+    names) is refused, naming the variant it holds."""
+    over = dict(overrides or {})
+    spec = build_spec(found.entry, **over) if found.entry is not None else BuildSpec(asked, overrides=over)
+    cached = found.entry is not None and found.path == cache_path(found.entry)
+    try:
+        return load_model(found.path, spec=spec)
+    except VariantMismatchError as err:
+        if err.found is None or err.found == err.asked:
+            raise _cache_note(err, found.path) if cached else err from None
+        if found.entry is not None:
+            raise ValueError(f"weights {found.entry.name!r} are {err.asked} weights, but the file found for them, "
+                             f"{found.path}, holds {err.found} weights: delete or replace that file (a download puts "
+                             "the right one there)") from None
+        raise ValueError(f"model {err.asked!r} was asked for, but {found.path} holds {err.found} weights: drop "
+                         f"--model/model= to use the file's own architecture, or give {err.asked} weights") from None
+    except CheckpointError as err:
+        raise _cache_note(err, found.path) if cached else err from None
+
+
+def _cache_note(err: CheckpointError, path: Path) -> CheckpointError:
+    return with_note(err, f"\n  (cached file {path}: delete it to download it again)")
+
+
+def create_model(name: str, weights: str | Path | bool | Mapping[str, Any] | None = None,
+                 **overrides: Any) -> TransPose:
     """Build variant ``name`` (see :func:`list_models`), optionally with weights.
 
     ``weights``: None (random initial weights), True (the variant's default tag), a tag of the weights
     registry (``"coco-256x192"``, ``"lsp-mpii-128x96"``, see ``tpose weights``; downloaded once into the torch
-    hub cache) or the path of a released ``.pth`` or a tpose ``.safetensors``, loaded strictly (a file
-    that does not fit lists its missing and unexpected keys). ``overrides`` change the architecture:
+    hub cache), the path of a released ``.pth`` or a tpose ``.safetensors``, or a state dict, loaded strictly
+    (a file that does not fit lists its missing and unexpected keys). ``overrides`` change the architecture:
     ``num_keypoints``, ``d_model``, ``num_layers``, ``num_heads``, ``dim_feedforward``, ``pos_embedding``
     (``sine``/``learnable``/``none``), ``dropout``, ``backbone`` (e.g. ``resnet_s_star``), ``input_size``.
-    ``checkpoint=``/``pretrained=`` are the deprecated spellings of ``weights=``.
     """
-    weights = weights_argument(weights, checkpoint, pretrained, "create_model")
-    if weights in (None, False):
+    if weights is None or weights is False:
         return build_model(name, **overrides)
     if isinstance(weights, Mapping):  # a state dict in memory
         model = build_model(name, **overrides)
         load_weights(model, weights)
         return model
-    if weights is True or not _is_path(weights):
-        return load_pretrained(name, weights, **overrides)
-    model = build_model(name, **overrides)
-    load_weights(model, weights)
-    return model
+    return _build(locate(weights, name), name, overrides)
 
 
 def load_pretrained(variant: str, tag: str | bool | None = True, *, offline: bool | None = None,
@@ -123,59 +168,32 @@ def load_pretrained(variant: str, tag: str | bool | None = True, *, offline: boo
     ``model.metadata`` records the weights' name, file and keypoint set.
     """
     entry = get_weights(variant, tag, offline=offline)
-    path = resolve_weights(variant, entry.tag, offline=offline, progress=progress)
-    metadata = read_metadata(path)
-    model = model_for(entry, metadata, **overrides)
-    try:
-        load_weights(model, path, strict=True)
-    except CheckpointError as err:
-        if path == cache_path(entry):
-            raise with_note(err, f"\n  (cached file {path}: delete it to download it again)") from err
-        raise
-    meta = dict(metadata or {})
-    meta.setdefault("variant", entry.variant)
+    found = Located(fetch(entry, offline=offline, progress=progress), entry)
+    model = _build(found, variant, overrides)
+    meta = dict(model.metadata)
     meta.setdefault("keypoint_set", entry.keypoint_set)
-    meta.update({"weights": entry.name, "weights_file": str(path), "model": model.config.to_dict()})
+    meta.update({"variant": meta.get("variant") or entry.variant, "weights": entry.name,
+                 "weights_file": str(found.path), "model": model.config.to_dict()})
     model.metadata = meta
     return model
 
 
-def resolve_weights_path(weights: str | Path | bool, model: str | None = None, **kwargs: Any) -> Path:
-    """What a ``weights=`` / ``--weights`` value names, as a file: a path, a tag of ``model`` (or of the one
-    variant that has it), ``variant:tag``, or True for ``model``'s default tag."""
-    if weights is True:
-        return resolve_weights(model or DEFAULT_MODEL, True, **kwargs)
-    text = str(weights)
-    path = Path(text).expanduser()
-    if path.is_file():
-        return path
-    if _is_path(weights):
-        raise FileNotFoundError(f"{text}: no such weights file")
-    if ":" in text:
-        variant, tag = text.split(":", 1)
-        return resolve_weights(variant, tag, **kwargs)
-    if model is None:
-        owners = tag_owners(text)
-        if len(owners) != 1:
-            known = sorted({e.tag for e in list_weights()})
-            raise ValueError(f"weights {text!r}: " + (f"several models have this tag ({', '.join(owners)}); name one "
-                             f"(e.g. {owners[0]}:{text} or --model {owners[0]})" if owners else
-                             f"no such file, and not a weights tag (known tags: {', '.join(known)})"))
-        model = owners[0]
-    if model not in list_variants():
-        raise ValueError(f"unknown model {model!r}; available: {', '.join(list_variants())}")
-    if text not in tags(model) and (model, text) not in FORMER_TAGS:
-        known = ", ".join(tags(model)) or "none"
-        raise ValueError(f"{text}: no such weights file, and not a weights tag of {model} (its tags: {known})")
-    return resolve_weights(model, text, **kwargs)
+def resolve_weights_path(weights: str | Path | bool, model: str | None = None, **fetch_options: Any) -> Path:
+    """What a ``weights=`` / ``--weights`` value names, as a file (see :func:`locate`)."""
+    return locate(weights, model, **fetch_options).path
 
 
-def shipped_weights(variant: str = DEFAULT_MODEL) -> Path:
-    """The weights file tpose ships for ``variant`` (no download); what the CLI uses without --weights."""
+def shipped_weights(variant: str | None = None) -> Path:
+    """The default weights: those tpose ships for ``variant`` (default :data:`DEFAULT_MODEL`), no download.
+
+    What ``tpose.load_pose_model()`` and every CLI command without ``--weights`` use; the one place that
+    decides it.
+    """
+    variant = variant or DEFAULT_MODEL
     tag = shipped_tag(variant)
     if tag is None:
         raise FileNotFoundError(f"no weights ship with tpose for {variant}: pass --weights (see `tpose weights`)")
-    return resolve_weights(variant, tag, offline=True)
+    return fetch(lookup(variant, tag), offline=True)
 
 
 # --------------------------------------------------------------------------------------------- the loader
@@ -217,47 +235,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def _file_variant(path: Path, metadata: Mapping[str, Any] | None) -> str | None:
-    """The variant a weights file holds: its metadata's, else read off a released state dict's tensors."""
-    if metadata:
-        if metadata.get("variant"):
-            return str(metadata["variant"])
-        model = metadata.get("model")
-        if isinstance(model, Mapping):
-            try:
-                return variant_name(ModelConfig.from_dict(dict(model)))
-            except (TypeError, ValueError):
-                return None
-    if path.suffix in (".pth", ".pt"):
-        try:
-            fields = read_structure(read_state_dict(path))
-        except CheckpointError:
-            return None
-        if fields is not None:
-            name, over = closest_variant(fields)
-            return name if not set(over) - {"num_keypoints", "pos_embedding"} else None
-    return None
-
-
-def _tag_variant(weights: Any) -> str | None:
-    """The variant a weights tag names (``variant:tag``, or a tag only one variant has); None for paths."""
-    if weights is True or _is_path(weights) or Path(str(weights)).expanduser().is_file():
-        return None
-    text = str(weights)
-    if ":" in text:
-        return text.split(":", 1)[0]
-    owners = tag_owners(text)
-    return owners[0] if len(owners) == 1 else None
-
-
-def _check_variant(asked: str | None, path: Path, found: str | None, tag: Any = None) -> None:
-    if asked is None or found is None or asked == found:
-        return
-    if tag is not None:
-        raise ValueError(f"weights {tag!r} are {asked} weights, but the file found for them, {path}, holds {found} "
-                         "weights: delete or replace that file (a download puts the right one there)")
-    raise ValueError(f"model {asked!r} was asked for, but {path} holds {found} weights: drop --model/model= to use "
-                     f"the file's own architecture, or give {asked} weights")
+def _check_variant(asked: str | None, path: Path, found: str | None) -> None:
+    if asked is not None and found is not None and asked != found:
+        raise ValueError(f"model {asked!r} was asked for, but {path} holds {found} weights: drop --model/model= to "
+                         f"use the file's own architecture, or give {asked} weights")
 
 
 def _backend(backend: str | None, path: Path | None) -> str:
@@ -296,7 +277,7 @@ def load_pose_model(
     if isinstance(model, nn.Module):
         return _from_module(model, weights, dev, input_size, keypoint_set)
     asked: str | None = None
-    path: Path | None = None
+    found: Located | None = None
     if model is not None:
         text = str(model)
         if text in list_variants():
@@ -304,52 +285,38 @@ def load_pose_model(
         elif Path(text).expanduser().is_file() or _is_path(model):
             if weights not in (None, False):
                 raise ValueError(f"model {text!r} is a weights file already; do not also pass weights={weights!r}")
-            path = Path(text).expanduser()
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: no such weights or ONNX file")
+            found = Located(Path(text).expanduser())
+            if not found.path.is_file():
+                raise FileNotFoundError(f"{found.path}: no such weights or ONNX file")
         else:
             raise ValueError(f"unknown model {text!r}: use one of {', '.join(list_variants())}, a weights file "
                              "(.safetensors/.pth) or an exported .onnx")
-    tag = None
-    if path is None and weights not in (None, False):
-        path = resolve_weights_path(weights, asked)
-        if _tag_variant(weights) is not None:  # a tag names its variant: the file found for it must hold it
-            asked, tag = asked or _tag_variant(weights), weights
-    elif path is None and weights is None and asked is None:
-        path = shipped_weights(DEFAULT_MODEL)
-    chosen = _backend(backend, path)
+    if found is None and weights not in (None, False):
+        found = locate(weights, asked)  # type: ignore[arg-type]
+    elif found is None and weights is None and asked is None:
+        found = Located(shipped_weights())
+    chosen = _backend(backend, found.path if found else None)
     if chosen == "onnxruntime":
-        assert path is not None
-        return _from_onnx(path, asked, dev, input_size, keypoint_set, threads, tag)
-    if path is None:  # a name and no weights: random initial weights
+        assert found is not None
+        return _from_onnx(found.path, asked, dev, input_size, keypoint_set, threads)
+    if found is None:  # a name and no weights: random initial weights
         assert asked is not None
         warnings.warn(f"no weights given: {asked} has random initial weights (pass weights=, see `tpose weights`)",
                       stacklevel=2)
         net = build_model(asked, **({"input_size": tuple(input_size)} if input_size else {}))
         kset = resolve_keypoint_set(keypoint_set, None, net.config.num_keypoints, asked)
         return _ready(net, kset, tuple(net.config.input_size), "torch", asked, None, dev, {})
-    return _from_weights(path, asked, dev, input_size, keypoint_set, tag)
+    return _from_weights(found, asked, dev, input_size, keypoint_set)
 
 
-def _from_weights(path: Path, asked: str | None, dev: torch.device, input_size: tuple[int, int] | None,
-                  keypoint_set: Any, tag: Any = None) -> LoadedModel:
+def _from_weights(found: Located, asked: str | None, dev: torch.device, input_size: tuple[int, int] | None,
+                  keypoint_set: Any) -> LoadedModel:
+    path = found.path
     if path.suffix.lower() not in WEIGHT_SUFFIXES:
         raise ValueError(f"{path}: not a weights file (.safetensors, .pth or .pt) or an .onnx export")
-    metadata = read_metadata(path)
-    found = _file_variant(path, metadata)
-    _check_variant(asked, path, found, tag)
-    if metadata and isinstance(metadata.get("model"), Mapping) or asked is None:
-        net = load_model(path)  # the architecture the file records (or reads off its tensors)
-    else:
-        net = build_model(asked)  # a released file of the asked variant: strict load, keypoints from the file
-        state = read_state_dict(path)
-        k = state["final_layer.weight"].shape[0] if "final_layer.weight" in state else None
-        if k is not None and k != net.config.num_keypoints:
-            net = build_model(asked, num_keypoints=int(k))
-        load_weights(net, path)
-        net.metadata = dict(metadata or {})
-    meta = dict(getattr(net, "metadata", None) or {})
-    name = str(meta.get("variant") or found or asked or path.stem)
+    net = _build(found, asked)
+    meta = dict(net.metadata)
+    name = str(meta.get("variant") or getattr(net, "variant", None) or path.stem)
     size = tuple(input_size) if input_size else tuple(net.config.input_size)
     net._check_size(*size)  # a size the backbone cannot take fails here, naming the sizes that work
     kset = resolve_keypoint_set(keypoint_set, meta, net.config.num_keypoints, str(path))
@@ -358,9 +325,9 @@ def _from_weights(path: Path, asked: str | None, dev: torch.device, input_size: 
 
 
 def _from_onnx(path: Path, asked: str | None, dev: torch.device, input_size: tuple[int, int] | None,
-               keypoint_set: Any, threads: int | None, tag: Any = None) -> LoadedModel:
+               keypoint_set: Any, threads: int | None) -> LoadedModel:
     net = OnnxPoseModel(path, threads=threads, device=str(dev))
-    _check_variant(asked, path, net.metadata.get("variant"), tag)
+    _check_variant(asked, path, net.metadata.get("variant"))
     if input_size is not None and tuple(input_size) != net.input_size:
         h, w = net.input_size
         raise ValueError(f"{path} was exported for {h}x{w} inputs, not {input_size[0]}x{input_size[1]}: leave "
@@ -376,7 +343,7 @@ def _from_module(model: nn.Module, weights: Any, dev: torch.device, input_size: 
                  keypoint_set: Any) -> LoadedModel:
     meta = dict(getattr(model, "metadata", None) or {})
     if weights not in (None, False):
-        path = resolve_weights_path(weights, getattr(model, "variant", None))
+        path = locate(weights, getattr(model, "variant", None)).path
         load_weights(model, path)  # type: ignore[arg-type]
         meta.update(read_metadata(path) or {})
     if isinstance(model, OnnxPoseModel):

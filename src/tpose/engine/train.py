@@ -154,7 +154,9 @@ def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLo
         if info.is_main:
             print(report)
     if init.get("weights"):
-        load_weights(model, init["weights"])
+        loaded = load_weights(model, init["weights"], keypoint_set=kpset, joint_map=init.get("joint_map"))
+        if info.is_main:
+            print(loaded.summary())
     input_size = model.config.input_size
     if not info.is_main:
         barrier(info)  # let rank 0 build the crop cache first, then load it

@@ -18,7 +18,7 @@ from torch import nn
 from ..codecs import HEATMAP_STRIDE
 from ..data.image_io import read_image
 from ..data.keypoint_sets import KeypointSet
-from ..factory import load_pose_model, weights_argument
+from ..factory import load_pose_model
 from ..inference.detector import PersonDetector, default_detector
 from ..inference.sources import load_detections
 from .attention import (
@@ -117,7 +117,6 @@ def run_explain(
     tile_scale: float = 1.0,
     *,
     detector: str | Path | PersonDetector | None = "auto",
-    checkpoint: str | Path | None = None,
 ) -> dict[str, Any]:
     """Explain the predictions for the people in one image; returns (and writes as summary.json) what was made.
 
@@ -136,7 +135,7 @@ def run_explain(
     image_path = Path(input_image)
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    loaded = load_pose_model(model, weights_argument(weights, checkpoint, None, "run_explain"), device=device,
+    loaded = load_pose_model(model, weights, device=device,
                              keypoint_set=keypoint_set)
     net, model_name, kset = loaded.model, loaded.name, loaded.keypoint_set
     if not hasattr(net, "global_encoder") and not getattr(net, "attention_names", None):

@@ -36,7 +36,7 @@ from torch import nn
 from ..codecs import HeatmapCodec, normalize_batch
 from ..data.image_io import read_image
 from ..data.keypoint_sets import KeypointSet, default_keypoint_set, get_keypoint_set
-from ..factory import load_pose_model, weights_argument
+from ..factory import load_pose_model
 from ..models.checkpoint import variant_name
 from ..models.onnx_model import HEATMAPS_NAME, INPUT_NAME, OnnxPoseModel, attention_output_name
 from ..utils.modes import eval_mode
@@ -399,8 +399,6 @@ def run_export(
     verify: bool = True,
     verify_images: str | Path | Sequence[str | Path] | None = None,
     tolerance_px: float = 1e-3,
-    *,
-    checkpoint: str | Path | None = None,
 ) -> dict[str, Any]:
     """Everything ``tpose export`` does: load the model, export it, check it against PyTorch.
 
@@ -414,7 +412,6 @@ def run_export(
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     started = time.perf_counter()
-    weights = weights_argument(weights, checkpoint, None, "run_export")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         loaded = load_pose_model(model, weights, backend="torch", input_size=tuple(input_size) if input_size else None,

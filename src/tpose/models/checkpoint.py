@@ -22,24 +22,32 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..data.keypoint_sets import BUILTIN, KeypointSet
+from ..data.keypoint_sets import (
+    BUILTIN,
+    KeypointSet,
+    default_keypoint_set,
+    get_keypoint_set,
+    keypoint_set_from_metadata,
+)
+from ..data.records import JointMap, joint_sources
 from ..utils.files import atomic_write, read_sidecar
 from .config import ModelConfig
 from .diagnosis import (
     CheckpointError,
     CheckpointMismatchError,
     StateDict,
-    call_hint,
-    closest_variant,
-    describe_variant,
+    VariantMismatchError,
+    built_with,
     grid_candidates,
     guess_variant,
+    identify,
+    infer_config,
     mismatch_message,
-    read_structure,
     shape_diff,
     sine_grid,
     variant_name,
 )
+from .position_encoding import resize_learnable
 from .registry import get_config
 from .transpose import TransPose
 
@@ -51,9 +59,11 @@ _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
 _LIST_LIMIT = 8
 
 __all__ = [
+    "BuildSpec",
     "CheckpointError",
     "CheckpointMismatchError",
     "LoadReport",
+    "VariantMismatchError",
     "guess_variant",
     "load_model",
     "load_weights",
@@ -65,19 +75,58 @@ __all__ = [
 ]
 
 
+HEAD_KEYS = ("final_layer.weight", "final_layer.bias")  # one channel per keypoint: moved by joint name
+
+
 @dataclass
 class LoadReport:
-    """What :func:`load_weights` did; with ``strict=False`` the lists say what was left out."""
+    """What :func:`load_weights` did; with ``strict=False`` the lists say what was left out. A load by joint
+    name (``keypoint_set=``) also says where each keypoint's final-layer channel came from."""
 
     loaded: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
     trained_input_size: tuple[int, int] | None = None
+    source: str = ""
+    joint_sets: tuple[str, str] | None = None  # (the file's keypoint set, the model's) for a load by joint name
+    copied: list[str] = field(default_factory=list)  # joints whose channel came from the same name
+    mapped: dict[str, list[str]] = field(default_factory=dict)  # joint -> the file's joints averaged for it
+    fresh: list[str] = field(default_factory=list)  # joints that keep their initial channel
+    notes: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
         return not (self.missing or self.unexpected or self.mismatched)
+
+    def summary(self) -> str:
+        """A few lines for a run's log: tensors loaded, and per joint where its channel came from."""
+        head = f"weights {self.source}: {len(self.loaded)} tensors loaded"
+        if self.joint_sets is not None:
+            head += f", keypoints {self.joint_sets[0]} -> {self.joint_sets[1]}"
+        lines = [head] + [f"  {n}" for n in self.notes]
+        if self.joint_sets is not None:
+            lines.append(f"  joints copied by name ({len(self.copied)}): {', '.join(self.copied) or '-'}")
+            if self.mapped:
+                shown = [f"{k} <- mean({', '.join(v)})" if len(v) > 1 else f"{k} <- {v[0]}"
+                         for k, v in self.mapped.items()]
+                lines.append(f"  joints mapped by joint_map ({len(self.mapped)}): {'; '.join(shown)}")
+            lines.append(f"  joints starting fresh ({len(self.fresh)}): {', '.join(self.fresh) or '-'}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """What a caller knows about the model a file is for, beyond the file's own metadata.
+
+    ``variant``: the variant asked for, or the one a weights tag names (a file holding another is refused);
+    ``defaults``: the architecture of a file without metadata (a registry entry's ``model_overrides``);
+    ``overrides``: what the caller changes on top of the file's architecture (``dropout``, ``input_size``).
+    """
+
+    variant: str | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    overrides: Mapping[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -217,15 +266,95 @@ def _adopt_grid(model: TransPose, grid: tuple[int, int]) -> None:
     model.config = model.config.with_overrides(input_size=size)
 
 
-def load_weights(model: TransPose, source: Source, strict: bool = True) -> LoadReport:
+def load_weights(
+    model: TransPose,
+    source: Source,
+    strict: bool = True,
+    keypoint_set: str | Path | KeypointSet | None = None,
+    joint_map: JointMap | None = None,
+) -> LoadReport:
     """Load released ``.pth`` or tpose ``.safetensors`` weights (or a state dict) into ``model``.
 
     Tolerates ``{"state_dict": ...}``/``{"model": ...}`` wrappers and a DDP ``module.`` prefix. With
     ``strict`` any missing/unexpected key or shape mismatch raises :class:`CheckpointMismatchError`;
     otherwise the entries that fit are loaded and the report lists the rest.
+
+    ``keypoint_set`` (the model's) loads weights of another keypoint set by joint name, to fine-tune onto
+    one's own keypoints: every tensor that fits loads, each keypoint's final-layer channel comes from the
+    file's joint of the same name, or from those ``joint_map`` names (a list is averaged, as in a data set's
+    ``joint_map``), and the other keypoints keep their initial channel. A file trained at another input size
+    or without a final layer is fine; another architecture is the same error as a strict load.
+    ``report.summary()`` says which joints came from where.
     """
     state, metadata = _read(source)
+    if keypoint_set is not None:
+        return _load_by_joint_name(model, state, metadata, _label(source), get_keypoint_set(keypoint_set),
+                                   joint_map)
     return _load_state(model, state, metadata, _label(source), strict)
+
+
+def _load_by_joint_name(model: TransPose, state: StateDict, metadata: Mapping[str, Any] | None, label: str,
+                        target: KeypointSet, joint_map: JointMap | None) -> LoadReport:
+    if target.num_keypoints != model.config.num_keypoints:
+        raise ValueError(f"keypoint set {target.name!r} has {target.num_keypoints} keypoints but the model predicts "
+                         f"{model.config.num_keypoints}")
+    own = model.state_dict()
+    want = {k: tuple(v.shape) for k, v in own.items() if k not in HEAD_KEYS}
+    body = {k: tuple(v.shape) for k, v in state.items() if k not in HEAD_KEYS}
+    missing, unexpected, mismatched = shape_diff(body, want, any_grid=True)
+    head = state.get(HEAD_KEYS[0])
+    if head is not None and tuple(head.shape[1:]) != tuple(own[HEAD_KEYS[0]].shape[1:]):
+        mismatched.append((HEAD_KEYS[0], tuple(head.shape), tuple(own[HEAD_KEYS[0]].shape)))
+    if missing or unexpected or mismatched:  # another architecture: the error of a strict load
+        guess = guess_variant(state, metadata)
+        message = mismatch_message(label, model.config, missing, unexpected, mismatched, guess)
+        raise CheckpointMismatchError(message, missing, unexpected, mismatched, guess)
+    report = LoadReport(source=label.strip("'"))
+    usable = {k: v for k, v in state.items() if k in want}
+    table = usable.get("pos_embedding")
+    if table is not None and table.shape != own["pos_embedding"].shape:
+        del usable["pos_embedding"]
+        grid = _trained_grid(model, table, metadata)
+        if model.config.pos_embedding == "learnable" and grid is not None:
+            usable["pos_embedding"] = resize_learnable(table, grid, model.position.grid_hw)
+            report.notes.append(f"position table resized from a {grid[0]}x{grid[1]} grid to "
+                                f"{model.position.grid_hw[0]}x{model.position.grid_hw[1]}")
+        else:
+            report.notes.append("position table: the model's own (the file's is for another input size)")
+    if head is None:
+        source_set = keypoint_set_from_metadata(metadata)
+        report.notes.append("the file has no final layer: every keypoint starts fresh")
+    else:
+        source_set = keypoint_set_from_metadata(metadata) or default_keypoint_set(head.shape[0])
+        usable.update(_head_by_name(own, state, source_set, target, joint_map, report))
+    report.joint_sets = (source_set.name if source_set else "none", target.name)
+    if head is None:
+        report.fresh = list(target.names)
+    model.load_state_dict(usable, strict=False)
+    report.loaded = [k for k in usable if k not in HEAD_KEYS]
+    return report
+
+
+def _head_by_name(own: StateDict, state: StateDict, source: KeypointSet, target: KeypointSet,
+                  joint_map: JointMap | None, report: LoadReport) -> StateDict:
+    """The model's final-layer tensors with each keypoint's channel taken from the file's joints it maps to."""
+    if state[HEAD_KEYS[0]].shape[0] != source.num_keypoints:
+        raise CheckpointError(f"the file's final layer predicts {state[HEAD_KEYS[0]].shape[0]} keypoints but its "
+                              f"metadata names the {source.num_keypoints} of {source.name!r}")
+    out = {k: own[k].detach().clone() for k in HEAD_KEYS if k in own}
+    named = dict(joint_map or {})
+    for i, (name, idx) in enumerate(zip(target.names, joint_sources(source, target, named), strict=True)):
+        if not idx:
+            report.fresh.append(name)
+            continue
+        for key, tensor in out.items():
+            if key in state:
+                tensor[i] = state[key][idx].to(tensor.dtype).mean(dim=0)
+        if name in named:
+            report.mapped[name] = [source.names[j] for j in idx]
+        else:
+            report.copied.append(name)
+    return out
 
 
 def _load_state(
@@ -237,7 +366,8 @@ def _load_state(
     if grid is not None:
         want["pos_embedding"] = tuple(table.shape)
     shapes = {k: tuple(v.shape) for k, v in state.items()}
-    missing, unexpected, mismatched = shape_diff(shapes, want)
+    fits = shapes == want  # a file that fits needs no diagnosis
+    missing, unexpected, mismatched = ([], [], []) if fits else shape_diff(shapes, want)
     if strict and (missing or unexpected or mismatched):  # raised before the model is touched
         guess = guess_variant(state, metadata)
         message = mismatch_message(label, model.config, missing, unexpected, mismatched, guess)
@@ -277,6 +407,9 @@ def save_weights(
 ) -> Path:
     """Write ``path`` (.safetensors) and ``<stem>.json`` with the config; :func:`load_model` reads both.
 
+    The metadata records the variant the model was built as and its overrides (``model.variant``, set by
+    ``build_model``; else the variant of the same architecture), so a file that does not fit is named exactly.
+
     ``keypoint_set`` is recorded in full (default: a built-in set's name when the keypoint count is one's).
 
     ``storage_dtype`` (e.g. ``torch.float16``) stores floating-point tensors in that type, half the size
@@ -288,10 +421,13 @@ def save_weights(
     extra = dict(extra_metadata or {})
     if "model" in extra:
         raise ValueError("extra_metadata must not contain 'model': it holds the architecture")
+    extra.pop("overrides", None)  # always recomputed: a copied file's metadata may predate them
+    variant, overrides = built_with(model.config, extra.pop("variant", None) or getattr(model, "variant", None))
     meta: dict[str, Any] = {
         "format": "tpose-weights",
         "model": model.config.to_dict(),
-        "variant": variant_name(model.config),
+        "variant": variant,
+        "overrides": overrides if variant else None,
         "keypoint_set": _keypoint_set_entry(keypoint_set, model.config.num_keypoints),
         "tpose_version": _tpose_version(),
     }
@@ -329,35 +465,41 @@ def save_released_layout(model: TransPose, path: str | Path) -> Path:
     return path
 
 
-def load_model(path: str | Path, strict: bool = True) -> TransPose:
-    """Rebuild the model saved by :func:`save_weights` (config from its JSON) and load its weights.
+def load_model(path: str | Path, strict: bool = True, spec: BuildSpec | None = None) -> TransPose:
+    """The model a weights file is for, with its weights loaded: file -> its metadata -> model, in one pass.
 
-    A released ``.pth`` without metadata works too when its variant can be read off the weights.
-    The metadata is kept as ``model.metadata``.
+    The architecture is the one the metadata (saved by :func:`save_weights`) records; a file without it (a
+    released ``.pth``) is built as ``spec.variant`` with ``spec.defaults`` and the keypoint count of its final
+    layer, else as the variant read off its tensors. ``spec.overrides`` come last. A file of another variant
+    than ``spec.variant`` raises :class:`VariantMismatchError` naming the one it holds. The metadata is kept
+    as ``model.metadata``.
     """
+    spec = spec or BuildSpec()
     state, metadata = _read(path)
-    if metadata and isinstance(metadata.get("model"), Mapping):
-        config = ModelConfig.from_dict(dict(metadata["model"]))
+    label = _label(path)
+    saved = metadata.get("model") if metadata else None
+    if isinstance(saved, Mapping):
+        config = ModelConfig.from_dict(dict(saved))
+        name = (metadata or {}).get("variant") or variant_name(config)
+        if spec.variant is not None and name is not None and name != spec.variant:
+            raise VariantMismatchError(f"{label} holds {name} weights (its metadata says so), not {spec.variant}",
+                                       spec.variant, str(name))
+    elif spec.variant is not None:
+        head = state.get(HEAD_KEYS[0])
+        count = {"num_keypoints": int(head.shape[0])} if head is not None else {}
+        name, config = spec.variant, get_config(spec.variant, **{**dict(spec.defaults), **count})
     else:
-        fields = read_structure(state)
-        if fields is None:
-            raise CheckpointError(
-                f"{path} has no tpose metadata (<stem>.json) and is not a TransPose state dict; "
-                f"{guess_variant(state) or ''}".rstrip("; ")
-            )
-        name, over = closest_variant(fields)
-        custom = sorted(set(over) - {"num_keypoints", "pos_embedding"})
-        if custom:
-            raise CheckpointError(
-                f"{path} has no tpose metadata and its architecture differs from every registered variant "
-                f"(closest: {describe_variant(name, over, '')}); num_heads cannot be read from the weights, so "
-                f"build it explicitly, e.g. {call_hint(name, over)[:-1]}, num_heads=...)"
-            )
-        size = {"input_size": fields["input_size"]} if "input_size" in fields else {}
-        config = get_config(name, **over, **size)
-        metadata = {"model": config.to_dict(), "variant": name,
-                    "keypoint_set": _keypoint_set_entry(None, config.num_keypoints)}
-    model = TransPose(config)
-    _load_state(model, state, metadata, _label(path), strict)
-    model.metadata = dict(metadata)
+        name, config = infer_config(state, str(path))
+    metadata = dict(metadata or {"variant": name, "keypoint_set": _keypoint_set_entry(None, config.num_keypoints)})
+    metadata.setdefault("model", config.to_dict())
+    model = TransPose(config.with_overrides(**dict(spec.overrides)))
+    model.variant = name
+    try:
+        _load_state(model, state, metadata, label, strict)
+    except CheckpointMismatchError as err:
+        if spec.variant is None:
+            raise
+        found = identify(state)  # the diagnosis, consulted only now that the file does not fit
+        raise VariantMismatchError(str(err), spec.variant, found, err) from err
+    model.metadata = metadata
     return model

@@ -50,6 +50,17 @@ class CheckpointMismatchError(CheckpointError):
         self.guess = guess
 
 
+class VariantMismatchError(CheckpointMismatchError):
+    """A file holding another variant's weights than the one asked for (``found``: None when unknown)."""
+
+    def __init__(self, message: str, asked: str, found: str | None, cause: CheckpointMismatchError | None = None
+                 ) -> None:
+        keys = (cause.missing, cause.unexpected, cause.mismatched, cause.guess) if cause else ([], [], [], None)
+        super().__init__(message, *keys)
+        self.asked = asked
+        self.found = found
+
+
 # --------------------------------------------------------------------------------------------- shapes
 
 
@@ -85,6 +96,19 @@ def variant_name(config: ModelConfig) -> str | None:
         if all(getattr(cfg, k) == getattr(config, k) for k in keys):
             return name
     return None
+
+
+def built_with(config: ModelConfig, variant: str | None) -> tuple[str | None, dict[str, Any]]:
+    """The variant a config was built from and its overrides: what a weights file records to be named exactly.
+
+    ``variant`` is the name it was built under (None: the registered variant with this architecture, if any);
+    the overrides are every field that differs from that variant's config.
+    """
+    name = variant or variant_name(config)
+    if name is None or name not in variant_configs():
+        return None, {}
+    base = variant_configs()[name].to_dict()
+    return name, {k: v for k, v in config.to_dict().items() if base.get(k) != v}
 
 
 # --------------------------------------------------------------------------------------------- guessing
@@ -166,8 +190,44 @@ def call_hint(name: str, overrides: Mapping[str, Any]) -> str:
     return f'tpose.create_model("{name}", weights=...{args})'
 
 
+def identify(state: StateDict) -> str | None:
+    """The registered variant a state dict without metadata holds (keypoints and position table aside), if any."""
+    fields = read_structure(state)
+    if fields is None:
+        return None
+    name, over = closest_variant(fields)
+    return name if not set(over) - {"num_keypoints", "pos_embedding"} else None
+
+
+def infer_config(state: StateDict, label: str) -> tuple[str, ModelConfig]:
+    """The variant and architecture read off a state dict that came without metadata (a released ``.pth``)."""
+    fields = read_structure(state)
+    if fields is None:
+        raise CheckpointError(f"{label} has no tpose metadata (<stem>.json) and is not a TransPose state dict; "
+                              f"{guess_variant(state) or ''}".rstrip("; "))
+    name, over = closest_variant(fields)
+    if set(over) - {"num_keypoints", "pos_embedding"}:
+        raise CheckpointError(
+            f"{label} has no tpose metadata and its architecture differs from every registered variant "
+            f"(closest: {describe_variant(name, over, '')}); num_heads cannot be read from the weights, so "
+            f"build it explicitly, e.g. {call_hint(name, over)[:-1]}, num_heads=...)"
+        )
+    size = {"input_size": fields["input_size"]} if "input_size" in fields else {}
+    return name, get_config(name, **over, **size)
+
+
 def guess_variant(state: StateDict, metadata: Mapping[str, Any] | None = None) -> str | None:
-    """One sentence saying which model the weights belong to (None when nothing fits)."""
+    """One sentence saying which model the weights belong to (None when nothing fits): the variant and
+    overrides the file's metadata records, else read off its tensors."""
+    recorded = metadata.get("variant") if metadata else None
+    if recorded in variant_configs() and isinstance(metadata.get("model"), Mapping):  # type: ignore[union-attr]
+        try:  # the variant the file was built as, and its overrides of it (recomputed for files that predate them)
+            _, over = built_with(ModelConfig.from_dict(dict(metadata["model"])), str(recorded))  # type: ignore[index]
+        except (TypeError, ValueError):
+            over = None
+        if over is not None:
+            return f"the file was saved from {describe_variant(str(recorded), over, '')}; build it with " \
+                   f"{call_hint(str(recorded), over)}"
     if metadata and isinstance(metadata.get("model"), Mapping):
         try:
             cfg = ModelConfig.from_dict(dict(metadata["model"]))

@@ -35,8 +35,11 @@ def get_config(name: str, **overrides: Any) -> ModelConfig:
 
 def build_model(name: str, **overrides: Any) -> TransPose:
     """Variant ``name`` with ``overrides`` (``num_keypoints``, ``d_model``, ``num_layers``, ``num_heads``,
-    ``dim_feedforward``, ``pos_embedding``, ``dropout``, ``backbone``, ``input_size``), randomly initialised."""
-    return TransPose(get_config(name, **overrides))
+    ``dim_feedforward``, ``pos_embedding``, ``dropout``, ``backbone``, ``input_size``), randomly initialised.
+    ``model.variant`` keeps the name, which saved weights record with their overrides."""
+    model = TransPose(get_config(name, **overrides))
+    model.variant = name
+    return model
 
 
 def variant_configs() -> dict[str, ModelConfig]:

@@ -34,12 +34,10 @@ from typing import Any
 
 import torch
 
-from ..models.checkpoint import CheckpointError, CheckpointMismatchError, load_weights, read_metadata
-from ..models.registry import get_config
-from ..models.transpose import TransPose
+from ..models.checkpoint import BuildSpec, CheckpointError, CheckpointMismatchError, load_model
 from ..utils.files import file_mode
-from .files import ENV_WEIGHTS_DIR, cache_path, default_tag, find_local, package_file, shipped_tag
-from .registry import ENV_BASE_URL, ENV_OFFLINE, FileEntry, WeightsEntry, lookup, offline_mode
+from .files import ENV_WEIGHTS_DIR, cache_path, find_local, get_weights, package_file, shipped_tag
+from .registry import ENV_BASE_URL, ENV_OFFLINE, FileEntry, WeightsEntry, offline_mode
 
 log = logging.getLogger(__name__)
 
@@ -190,23 +188,15 @@ def check_file(entry: Entry, path: str | Path) -> None:
 # --------------------------------------------------------------------------------------------- pose weights
 
 
-def model_for(entry: WeightsEntry, metadata: dict[str, Any] | None = None, **overrides: Any) -> TransPose:
-    """The (randomly initialised) model ``entry``'s weights fit: tpose metadata's architecture, else the
-    variant with the entry's ``model_overrides``; ``overrides`` come last (e.g. ``dropout``)."""
-    saved = metadata.get("model") if isinstance(metadata, dict) else None
-    if isinstance(metadata, dict) and metadata.get("variant") not in (None, entry.variant):
-        raise CheckpointError(
-            f"weights {entry.name}: the file's metadata says it was trained as {metadata['variant']}, "
-            f"not {entry.variant}"
-        )
-    arch = {**dict(entry.model_overrides), **(dict(saved) if isinstance(saved, dict) else {}), **overrides}
-    return TransPose(get_config(entry.variant, **arch))
+def build_spec(entry: WeightsEntry, **overrides: Any) -> BuildSpec:
+    """What the registry knows of the model ``entry``'s file is for (its metadata, when it has any, says more)."""
+    return BuildSpec(variant=entry.variant, defaults=dict(entry.model_overrides), overrides=overrides)
 
 
 def verify_weights(entry: WeightsEntry, path: str | Path) -> None:
     """Raise unless ``path`` holds ``entry``'s weights: size and SHA-256 (when registered), then a strict load."""
     check_file(entry, path)
-    load_weights(model_for(entry, read_metadata(path)), path, strict=True)
+    load_model(path, strict=True, spec=build_spec(entry))
 
 
 def with_note(err: CheckpointError, note: str) -> CheckpointError:
@@ -294,16 +284,28 @@ def resolve_weights(
     progress: bool = True,
     timeout: float | None = None,
 ) -> Path:
-    """The path of ``variant``'s weights ``tag`` (``None``/``True``: the default tag), downloading if needed.
+    """The path of ``variant``'s weights ``tag`` (``None``/``True``: the default tag), downloading if needed."""
+    entry = get_weights(variant, tag, offline=offline)
+    return fetch(entry, base_url=base_url, weights_dir=weights_dir, offline=offline, progress=progress,
+                 timeout=timeout)
+
+
+def fetch(
+    entry: WeightsEntry,
+    *,
+    base_url: str | None = None,
+    weights_dir: str | Path | Sequence[str | Path] | None = None,
+    offline: bool | None = None,
+    progress: bool = True,
+    timeout: float | None = None,
+) -> Path:
+    """The file of ``entry`` on disk, downloaded when needed.
 
     Order: the shipped/registered file, ``weights_dir`` and ``$TPOSE_WEIGHTS_DIR``, the torch hub
     cache, then a download (not when ``offline`` or ``$TPOSE_OFFLINE``). Files found on disk are
     not re-checked here; loading them is strict.
     """
     offline = offline_mode() if offline is None else offline
-    if tag is False:
-        raise ValueError("tag=False asks for no weights")
-    entry = lookup(variant, default_tag(variant, offline) if tag in (None, True) else str(tag))
     found = find_local(entry, weights_dir)
     if found is not None:
         return found

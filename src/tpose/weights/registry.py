@@ -11,7 +11,6 @@ disk (``tpose.weights.files``) and no downloads (``tpose.weights.download``).
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +35,6 @@ RELEASED_FILES = {
 
 RELEASE_LICENSE = "MIT (TransPose repository); trained on COCO train2017 (annotations CC BY 4.0, images Flickr terms)"
 SHIPPED_TAG = "lsp-mpii-128x96"  # the weights inside the package
-# tags that named shipped weights which newer ones replaced: (variant, former tag) -> (current tag, why)
-FORMER_TAGS: dict[tuple[str, str], tuple[str, str]] = {}
 OWN_LICENSE = (
     "MIT (tpose code); trained on LSPET, LSP and MPII Human Pose, whose images and labels are for research use "
     "only: cite Johnson & Everingham (CVPR 2011, BMVC 2010) and Andriluka et al. (CVPR 2014)"
@@ -226,8 +223,6 @@ def _register_builtin() -> None:
             model_overrides={"num_keypoints": 14, "input_size": (128, 96)},
         )
     )
-    FORMER_TAGS[("transpose_r_a4", "lspet-128x96")] = (
-        SHIPPED_TAG, "the weights shipped before, trained on LSPET only, were retrained on LSPET, LSP and MPII")
 
 
 def base_url() -> str:
@@ -260,33 +255,17 @@ def default_entry(variant: str) -> WeightsEntry:
     return next((e for e in entries if e.default), entries[0])
 
 
-
-
-def current_tag(variant: str, tag: str) -> str:
-    """``tag``, or the tag that replaced it (with a DeprecationWarning saying so) when it is a former one."""
-    former = FORMER_TAGS.get((variant, tag))
-    if former is None:
-        return tag
-    new, why = former
-    warnings.warn(f"weights {variant}:{tag} were replaced by {variant}:{new} ({why}); asking for "
-                  f"{tag!r} gives {new!r}", DeprecationWarning, stacklevel=3)
-    return new
-
-
 def tag_owners(tag: str) -> list[str]:
-    """The variants with weights tagged ``tag``, in registration order, then those for which it is a former tag."""
-    owners = [e.variant for e in _ENTRIES.values() if e.tag == tag]
-    return owners + [v for (v, t) in FORMER_TAGS if t == tag and v not in owners]
+    """The variants with weights tagged ``tag``, in registration order."""
+    return [e.variant for e in _ENTRIES.values() if e.tag == tag]
 
 
 def lookup(variant: str, tag: str) -> WeightsEntry:
-    """The entry of ``variant`` with this exact tag (``variant:tag`` is accepted too; a former tag of
-    :data:`FORMER_TAGS` gives the entry that replaced it, with a warning)."""
+    """The entry of ``variant`` with this exact tag (``variant:tag`` is accepted too)."""
     if ":" in tag:
         named, tag = tag.split(":", 1)
         if named != variant:
             raise ValueError(f"weights {named}:{tag} are for {named}, not {variant}")
-    tag = current_tag(variant, str(tag))
     if variant not in list_variants():
         raise ValueError(f"unknown model {variant!r}; available: {', '.join(list_variants())}")
     entry = _ENTRIES.get((variant, str(tag)))
