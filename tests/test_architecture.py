@@ -23,6 +23,7 @@ LAYERS = [
     ["explain"],
     ["export"],
     ["bench"],
+    ["demo"],
     ["cli"],
     ["hub", "weights_registry"],  # deprecated re-exports of tpose.weights and tpose.factory
 ]
