@@ -135,8 +135,9 @@ def build_app(engine: DemoEngine | None = None) -> Any:
         inputs = [files, snapshot, weights, own, whole]
         outputs = [state, messages, gallery, video, person, explorer, downloads]
         explore_args = {"fn": explore, "inputs": [state, person, weights, own], "outputs": explorer}
-        for event in (run.click, files.upload, snapshot.change):
-            event(analyse, inputs, outputs).then(**explore_args)
+        run.click(analyse, inputs, outputs, api_name="analyse").then(**explore_args)  # the load test's endpoint
+        for event in (files.upload, snapshot.change):
+            event(analyse, inputs, outputs, api_visibility="private").then(**explore_args)
         person.input(**explore_args)
     return demo
 
