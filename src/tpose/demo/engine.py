@@ -119,8 +119,10 @@ def kind_of(path: Path, options: DemoOptions) -> str:
         video = VideoFrames(path)
     except (ImageReadError, OSError, ValueError):
         raise DemoInputError(f"{path.name}: this is neither an image nor a video that can be read") from None
-    if video.num_frames <= 0:
-        raise DemoInputError(f"{path.name}: this is neither an image nor a video that can be read (no frame)")
+    # OpenCV opens many files as a video (a text file named .jpg as a one-image sequence): a frame must decode
+    first = next(iter(VideoFrames(path, max_frames=1)), None) if video.num_frames > 0 else None
+    if first is None or min(video.frame_size) <= 0:
+        raise DemoInputError(f"{path.name}: this is neither an image nor a video that can be read (no frame decodes)")
     return "video"
 
 
