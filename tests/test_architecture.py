@@ -23,6 +23,7 @@ LAYERS = [
     ["explain"],
     ["export"],
     ["bench"],
+    ["demo"],
     ["cli"],
 ]
 

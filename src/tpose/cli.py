@@ -13,6 +13,7 @@ import torch
 from .bench.speed import PATHS as BENCH_PATHS
 from .bench.speed import PRECISIONS, SpeedOptions, format_speed, measure_speed, write_speed
 from .codecs import list_decoders
+from .demo import SHIPPED, DemoOptions, WeightsChoice, launch_app
 from .engine.config import read_yaml
 from .engine.eval_run import run_eval
 from .engine.train import train
@@ -300,6 +301,28 @@ def _add_video_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, help="stop after this many frames (a camera runs until stopped)")
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    defaults = DemoOptions()
+    extra = tuple(WeightsChoice(Path(w).name, model=w) for w in args.weights or ())
+    detector = None if args.whole_image or str(args.detector).lower() == "none" else args.detector
+    launch_app(DemoOptions(host=args.host, port=args.port, detector=detector, weights=defaults.weights + extra))
+    return 0
+
+
+def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
+    defaults = DemoOptions()
+    p = sub.add_parser("demo", help='the web app: your photos, videos and camera with the attention explorer '
+                       '(pip install "tpose[demo]"; works offline)')
+    p.add_argument("--host", default=defaults.host, help="address to serve on (default loopback only)")
+    p.add_argument("--port", type=int, default=defaults.port)
+    p.add_argument("--weights", action="append", help="one more weights file in the app's list (repeatable): "
+                   f".safetensors, .pth or .onnx such as an int8 export; {SHIPPED.label!r} is first")
+    p.add_argument("--detector", default=defaults.detector, help="auto (YOLOX-Nano: TPOSE_DETECTOR or the cache; "
+                   "never downloaded by the app), a YOLOX .onnx file, or none (the whole image)")
+    p.add_argument("--whole-image", action="store_true", help="no detector: the whole image is one person")
+    p.set_defaults(func=_cmd_demo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tpose", description="TransPose keypoint localization and explanation")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -454,6 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", help="write the report JSON here")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_eval)
+    _add_demo_parser(sub)
     return parser
 
 
