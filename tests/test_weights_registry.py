@@ -214,5 +214,5 @@ def test_predictor_takes_the_resolved_shipped_weights(shipped_dir):
     from tpose.inference.predictor import PosePredictor
 
     path = factory.resolve_weights_path("lsp-mpii-128x96", model="transpose_r_a4")
-    predictor = PosePredictor("transpose_r_a4", checkpoint=path, flip_test=False, detector=None)
+    predictor = PosePredictor("transpose_r_a4", weights=path, flip_test=False, detector=None)
     assert predictor.input_size == (128, 96) and predictor.keypoint_set.name == "lsp14"

@@ -377,7 +377,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="ONNX (checked against PyTorch) or the released .pth layout")
     p.add_argument("model", nargs="?", help="variant name (default: the one the weights hold)")
     p.add_argument("--weights", help="a registry tag or a file (default: the shipped weights)")
-    p.add_argument("--checkpoint", dest="weights", help=argparse.SUPPRESS)
     p.add_argument("--format", choices=("onnx", "pth", "safetensors"), default="onnx",
                    help="onnx, the released .pth layout, or tpose .safetensors + .json (metadata carried over)")
     p.add_argument("--half", action="store_true",

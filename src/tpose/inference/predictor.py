@@ -23,7 +23,7 @@ from torch import nn
 from ..codecs import PIXEL_STD, normalize_batch
 from ..data.keypoint_sets import KeypointSet
 from ..engine.metrics import oks_nms, rescore
-from ..factory import load_pose_model, weights_argument
+from ..factory import load_pose_model
 from ..utils.cores import CoreBudget
 from .detector import PersonBoxes, PersonDetector, default_detector
 from .images import as_rgb_image, check_boxes
@@ -76,8 +76,7 @@ class PosePredictor:
     (2.3x faster on CPUs with native bf16, slightly different numbers: never chosen for you); int8 is an
     exported file (``tpose export --int8``), also only when you give it. ``threads``: PyTorch intra-op
     threads; None (default) follows the cores other processes leave free (see ``CoreBudget``), which kept a
-    forward pass beside one busy process at 1.5x its idle time instead of 2.9x. ``checkpoint=`` is the
-    deprecated spelling of ``weights=``.
+    forward pass beside one busy process at 1.5x its idle time instead of 2.9x.
     """
 
     def __init__(
@@ -97,10 +96,8 @@ class PosePredictor:
         nms_threshold: float | None = 0.9,
         precision: str = "fp32",
         memory_format: str = "auto",
-        checkpoint: str | Path | None = None,
         threads: int | None = None,
     ) -> None:
-        weights = weights_argument(weights, checkpoint, None, "PosePredictor")
         if decode not in ("dark", "argmax"):
             raise ValueError(f"decode must be 'dark' or 'argmax', got {decode!r}")
         if batch_size < 1:
