@@ -6,7 +6,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -24,8 +26,8 @@ from .export.int8 import DEFAULT_CALIBRATION_COUNT, DEFAULT_TOLERANCE, Calibrati
 from .export.onnx_export import run_export
 from .factory import load_pose_model, shipped_weights
 from .inference.end_to_end import run_detected_eval
+from .inference.options import DetectorOptions, OutputOptions, PredictOptions, PredictorOptions, TrackingOptions
 from .inference.predict_job import run_predict
-from .inference.video import TrackingOptions
 from .models.checkpoint import save_released_layout, save_weights
 from .models.complexity import format_info, model_info
 from .utils.sizes import parse_size
@@ -90,6 +92,19 @@ def _model_and_weights(args: argparse.Namespace) -> tuple[str | None, str | None
         return model, None
 
 
+def _detector_options(args: argparse.Namespace) -> DetectorOptions:
+    """``--detector`` / ``--whole-image`` / ``--det-size`` / ``--det-threshold`` as one object."""
+    defaults = DetectorOptions()
+    return DetectorOptions(None if getattr(args, "whole_image", False) else args.detector,
+                           getattr(args, "det_size", defaults.size), getattr(args, "det_threshold", defaults.threshold))
+
+
+def _predictor_options(args: argparse.Namespace, **chosen: Any) -> PredictorOptions:
+    """The predictor flags a subcommand has (the others keep their defaults); ``chosen`` overrides them."""
+    given = {f.name: getattr(args, f.name) for f in fields(PredictorOptions) if getattr(args, f.name, None) is not None}
+    return replace(PredictorOptions(**given), **chosen)
+
+
 def _print_json(data: object) -> None:
     print(json.dumps(data, indent=2, default=str))
 
@@ -97,21 +112,20 @@ def _print_json(data: object) -> None:
 def _cmd_predict(args: argparse.Namespace) -> int:
     model, weights = _model_and_weights(args)
     source = args.input[0] if len(args.input) == 1 else args.input  # one folder/video, or a list of images
-    summary = run_predict(
-        source, args.output_dir, model=model, weights=weights, detections=args.detections,
-        det_gt=args.det_gt, min_box_score=args.min_box_score, nms_threshold=args.nms or None,
-        draw_threshold=args.draw_threshold, device=args.device,
-        flip_test=False if args.no_flip else True if args.flip else None,
-        save_images=not args.no_images, save_json=not args.no_json, coco_results=args.coco_results,
-        batch_size=args.batch_size, progress=not args.no_progress, keypoint_set=args.keypoint_set,
-        input_size=args.input_size, decode=args.decode, draw_boxes=args.draw_boxes, backend=args.backend,
-        detector=None if args.whole_image else args.detector, detector_size=args.det_size,
-        detector_threshold=args.det_threshold, max_frames=args.max_frames, precision=args.precision,
-        threads=args.threads,
+    options = PredictOptions(
+        predictor=_predictor_options(args, nms_threshold=args.nms or None),
+        flip_test=False if args.no_flip else True if args.flip else None, precision=args.precision,
+        detector=_detector_options(args), detections=args.detections, det_gt=args.det_gt,
+        min_box_score=args.min_box_score,
+        output=OutputOptions(save_images=not args.no_images, save_json=not args.no_json,
+                             coco_results=args.coco_results, draw_threshold=args.draw_threshold,
+                             draw_boxes=args.draw_boxes),
         tracking=TrackingOptions(detect_every=args.detect_every, track=not args.no_track, smooth=not args.no_smooth,
                                  max_lost_frames=args.max_lost_frames, smooth_min_cutoff=args.smooth_min_cutoff,
                                  smooth_beta=args.smooth_beta),
+        max_frames=args.max_frames, progress=not args.no_progress,
     )
+    summary = run_predict(source, args.output_dir, model, weights, options)
     print(f"processed {summary['processed']} file(s), {summary['persons']} person(s) -> {args.output_dir}")
     if summary.get("no_person"):
         names = summary["no_person"]
