@@ -18,8 +18,10 @@ from .bench import inference as bench_inference
 from .bench import int8 as bench_int8
 from .bench import training as bench_training
 from .bench import video as bench_video
+from .data import LIMB_JOINTS
 from .engine.config import read_yaml
 from .engine.eval_run import run_eval
+from .engine.options import EvalDataSpec, EvalOptions, EvalSettings
 from .engine.train import train
 from .explain import run_explain
 from .export.int8 import DEFAULT_CALIBRATION_COUNT, DEFAULT_TOLERANCE, CalibrationDataRequired, quantize_model
@@ -174,26 +176,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     _, weights = _model_and_weights(args)
     if weights is None:
         raise ValueError("tpose eval needs --weights (a tag, a weights file or an .onnx export)")
+    data = EvalDataSpec(args.data, args.root, args.first, args.last, args.image_ids, args.ann_file, args.image_dir)
+    settings = EvalSettings(flip_test=not args.no_flip, decode=args.decode, precision=args.precision,
+                            joint_subset=LIMB_JOINTS if args.limbs else None)
+    options = EvalOptions(settings=settings, metric=args.metric, detections=args.detections,
+                          min_box_score=args.min_box_score, device=args.device, backend=args.backend,
+                          input_size=args.input_size, batch_size=args.batch_size, results=args.results,
+                          report_json=args.report, progress=not args.no_progress)
     if args.detector is not None:  # end to end: the predictor finds the people, annotated persons are matched
         if args.detections or args.metric not in (None, "pck"):
             raise ValueError("--detector scores PCK of the persons the predictor finds: leave out "
                              "--detections / --metric (or drop --detector to score a detections file)")
-        report = run_detected_eval(
-            weights, data=args.data, root=args.root, first=args.first, last=args.last, image_ids=args.image_ids,
-            ann_file=args.ann_file, image_dir=args.image_dir, detector=args.detector, detector_size=args.det_size,
-            detector_threshold=args.det_threshold, limbs_only=args.limbs, flip_test=not args.no_flip,
-            precision=args.precision, device=args.device, backend=args.backend, report_json=args.report,
-            progress=not args.no_progress)
-        print(report["summary"])
-        return 0
-    report = run_eval(
-        weights, data=args.data, root=args.root, first=args.first, last=args.last, image_ids=args.image_ids,
-        ann_file=args.ann_file,
-        image_dir=args.image_dir, detections=args.detections, min_box_score=args.min_box_score, metric=args.metric,
-        limbs_only=args.limbs, flip_test=not args.no_flip, decode=args.decode, input_size=args.input_size,
-        batch_size=args.batch_size, device=args.device, results=args.results, report_json=args.report,
-        progress=not args.no_progress, backend=args.backend, precision=args.precision,
-    )
+        report = run_detected_eval(weights, data, options, _detector_options(args))
+    else:
+        report = run_eval(weights, data, options)
     print(report["summary"])
     return 0
 

@@ -42,6 +42,7 @@ from .distributed import (
 )
 from .evaluate import evaluate
 from .losses import masked_mse
+from .options import EvalSettings
 from .run_log import RunLog
 from .schedule import learning_rate
 from .state import load_training_state, save_training_state
@@ -326,9 +327,11 @@ def _validate(model, val_ds, kpset, ecfg, dev, progress) -> tuple[float, dict[st
         ds = Subset(val_ds, range(min(len(val_ds), int(ecfg["max_samples"]))))
     loader = DataLoader(ds, batch_size=int(ecfg["batch_size"]), shuffle=False, num_workers=0)
     metric_name = ecfg.get("metric", "pck")
-    report = evaluate(model, loader, kpset, data_keypoint_set=val_ds.keypoint_set, flip_test=bool(ecfg["flip_test"]),
-                      decode=ecfg["decode"], device=dev, metrics=(metric_name,), joint_subset=ecfg.get("joint_subset"),
-                      amp_dtype=None, progress=False)  # float32, as `tpose eval`, so both report the same number
+    # float32, as `tpose eval`, so both report the same number
+    settings = EvalSettings(flip_test=bool(ecfg["flip_test"]), decode=ecfg["decode"],
+                            joint_subset=ecfg.get("joint_subset"))
+    report = evaluate(model, loader, kpset, settings, data_keypoint_set=val_ds.keypoint_set, device=dev,
+                      metrics=(metric_name,), progress=False)
     extra = {f"val_{k}": v for k, v in report.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
     prefix = {"pck": "PCK@", "coco": "AP", "pckh": "PCKh@"}.get(metric_name, metric_name)
     key = next((k for k in report.metrics if k.startswith(prefix)), prefix)
