@@ -23,7 +23,7 @@ from .engine.config import read_yaml
 from .engine.eval_run import run_eval
 from .engine.options import EvalDataSpec, EvalOptions, EvalSettings
 from .engine.train import train
-from .explain import run_explain
+from .explain import ExplainOptions, run_explain
 from .export.int8 import DEFAULT_CALIBRATION_COUNT, DEFAULT_TOLERANCE, CalibrationDataRequired, quantize_model
 from .export.onnx_export import run_export
 from .factory import load_pose_model, shipped_weights
@@ -153,19 +153,18 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    box: object = args.boxes if args.boxes else (args.box or None)
     layers: object = args.layers
     if layers not in ("last", "all"):
         layers = [int(v) for v in str(layers).split(",")]
-    heads: object = args.heads if args.heads in ("mean", "all") else int(args.heads)
     model, weights = _model_and_weights(args)
-    summary = run_explain(
-        args.input, args.output_dir, model=model, weights=weights, box=box, layers=layers, heads=heads,
-        threshold=args.threshold, affected=args.affected or None, html=args.html, gradient=args.gradient,
-        device=args.device, keypoint_set=args.keypoint_set, min_box_score=args.min_box_score,
-        positions=not args.no_positions, tile_scale=args.tile_scale,
-        detector=None if args.whole_image else args.detector,
+    options = ExplainOptions(
+        box=args.boxes if args.boxes else (args.box or None), min_box_score=args.min_box_score,
+        detector=_detector_options(args), layers=layers,  # type: ignore[arg-type]
+        heads=args.heads if args.heads in ("mean", "all") else int(args.heads), threshold=args.threshold,
+        affected=args.affected or None, html=args.html, gradient=args.gradient, positions=not args.no_positions,
+        tile_scale=args.tile_scale, device=args.device, keypoint_set=args.keypoint_set,
     )
+    summary = run_explain(args.input, args.output_dir, model, weights, options)
     print(f"explanations written to {args.output_dir}")
     if args.verbose:
         _print_json(summary)
