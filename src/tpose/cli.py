@@ -24,8 +24,8 @@ from .engine.eval_run import run_eval
 from .engine.options import EvalDataSpec, EvalOptions, EvalSettings
 from .engine.train import train
 from .explain import ExplainOptions, run_explain
-from .export.int8 import DEFAULT_CALIBRATION_COUNT, DEFAULT_TOLERANCE, CalibrationDataRequired, quantize_model
-from .export.onnx_export import run_export
+from .export.int8 import CalibrationDataRequired, Int8Options, quantize_model
+from .export.onnx_export import ExportOptions, run_export
 from .factory import load_pose_model, shipped_weights
 from .inference.end_to_end import run_detected_eval
 from .inference.options import DetectorOptions, OutputOptions, PredictOptions, PredictorOptions, TrackingOptions
@@ -214,11 +214,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"wrote {out} ({size:.1f} MB, {'float16' if storage else 'float32'} storage) and its .json")
         return 0
     int8 = _int8_data(args) if args.int8 else None  # checked before the export, which takes a while
-    summary = run_export(
-        model, output=args.output, weights=weights, format="onnx", input_size=args.input_size, opset=args.opset,
-        attention=args.attention, keypoint_set=args.keypoint_set, verify=not args.no_verify,
-        verify_images=args.verify_images, tolerance_px=args.tolerance,
-    )
+    options = ExportOptions(input_size=args.input_size, opset=args.opset, attention=args.attention,
+                            keypoint_set=args.keypoint_set, verify=not args.no_verify,
+                            verify_images=args.verify_images, tolerance_px=args.tolerance)
+    summary = run_export(model, args.output, weights, options)
     check = summary.get("check") or {}
     print(f"wrote {summary['output']} ({summary['bytes'] / 1e6:.1f} MB, opset {summary['opset']}, "
           f"input {summary['input']['shape']})")
@@ -226,16 +225,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print("checked against PyTorch: " + ", ".join(f"{k}={v}" for k, v in check.items() if k != "images"))
     if int8 is None:
         return 0
-    calibration, validation, count, tolerance = int8
+    calibration, validation, int8_options = int8
     report = quantize_model(summary["output"], Path(summary["output"]).with_name(
         Path(summary["output"]).stem + "_int8.onnx"), calibration=calibration, validation=validation,
-        calibration_count=count, tolerance=tolerance, progress=None if args.no_progress else print)
+        options=int8_options, progress=None if args.no_progress else print)
     print(report.summary())
     return 0 if report.passed in (True, None) else 1
 
 
-def _int8_data(args: argparse.Namespace) -> tuple[object, object, int, float]:
-    """Calibration and validation data of ``--int8``: folders/images, or a YAML of data set specs."""
+def _int8_data(args: argparse.Namespace) -> tuple[object, object, Int8Options]:
+    """Calibration and validation data of ``--int8`` (folders/images, or a YAML of data set specs) and the
+    options: ``--calibration-count`` / ``--int8-tolerance``, else the YAML's, else the defaults."""
     def read(value: str | None, key: str) -> object:
         if value is None:
             return None
@@ -259,10 +259,7 @@ def _int8_data(args: argparse.Namespace) -> tuple[object, object, int, float]:
         raise ValueError("tpose export --int8 needs --validation (persons to measure PCK@0.2 of fp32 vs int8 on: a "
                          "YAML with validation: data set specs), or a --calibration YAML that has validation: too")
     data = read_yaml(Path(args.calibration).read_text()) if Path(args.calibration).suffix in (".yaml", ".yml") else {}
-    count = args.calibration_count or int((data or {}).get("calibration_count", DEFAULT_CALIBRATION_COUNT))
-    tolerance = args.int8_tolerance if args.int8_tolerance is not None else float(
-        (data or {}).get("tolerance", DEFAULT_TOLERANCE))
-    return calibration, validation, count, tolerance
+    return calibration, validation, Int8Options.from_data(data, args.calibration_count, args.int8_tolerance)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
