@@ -37,6 +37,10 @@ from .weights.tables import format_weights_table
 
 __all__ = ["build_parser", "main", "parse_size"]
 
+# the flags' defaults are the options objects' (each default lives in one place)
+_PREDICTOR, _DETECTOR, _PREDICT = PredictorOptions(), DetectorOptions(), PredictOptions()
+_EXPLAIN, _EXPORT, _EVAL = ExplainOptions(), ExportOptions(), EvalOptions()
+
 
 def _cmd_info(args: argparse.Namespace) -> int:
     print(format_info(model_info(args.model, input_size=args.input_size, batch=1, memory=not args.no_memory)))
@@ -276,19 +280,20 @@ def _add_common_model_args(p: argparse.ArgumentParser) -> None:
                    "tag it names the variant, and must match the weights")
     p.add_argument("--weights", help="a registry tag (see tpose weights), a .safetensors/.pth file or an .onnx "
                    "export (default: the shipped weights)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--device", default=_PREDICTOR.device, help="cpu, cuda, cuda:N or auto")
     p.add_argument("--keypoint-set", help="coco17, lsp14, mpii16 or a YAML/JSON file (default: from the weights)")
 
 
 def _add_detector_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--detector", default="auto",
+    p.add_argument("--detector", default=_DETECTOR.detector,
                    help="who finds the people when no boxes are given: auto (YOLOX-Nano, fetched once into the "
                         "torch hub cache; TPOSE_DETECTOR=/path/to/yolox_nano.onnx points at a local copy), a YOLOX "
                         ".onnx file, or none (the whole image is one person)")
     p.add_argument("--whole-image", action="store_true", help="no detector: the whole image is one person")
-    p.add_argument("--det-size", type=int, default=416, help="detector input side (multiple of 32: 320 faster, "
-                   "640 for small people; default 416)")
-    p.add_argument("--det-threshold", type=float, default=0.3, help="keep detections scoring at least this")
+    p.add_argument("--det-size", type=int, default=_DETECTOR.size,
+                   help="detector input side (multiple of 32: 320 faster, 640 for small people; default 416)")
+    p.add_argument("--det-threshold", type=float, default=_DETECTOR.threshold,
+                   help="keep detections scoring at least this")
 
 
 def _add_video_args(p: argparse.ArgumentParser) -> None:
@@ -337,21 +342,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detector_args(p)
     _add_video_args(p)
     p.add_argument("--det-gt", help="COCO annotation JSON naming the images of --detections")
-    p.add_argument("--min-box-score", type=float, default=0.0)
-    p.add_argument("--nms", type=float, default=0.9, help="OKS-NMS threshold of detected persons (0 = off)")
-    p.add_argument("--draw-threshold", type=float, default=0.3, help="draw keypoints scoring at least this")
+    p.add_argument("--min-box-score", type=float, default=_PREDICT.min_box_score)
+    p.add_argument("--nms", type=float, default=_PREDICTOR.nms_threshold,
+                   help="OKS-NMS threshold of detected persons (0 = off)")
+    p.add_argument("--draw-threshold", type=float, default=_PREDICT.output.draw_threshold,
+                   help="draw keypoints scoring at least this")
     p.add_argument("--no-flip", action="store_true", help="no flip test (about 2x faster; the default for videos)")
     p.add_argument("--flip", action="store_true", help="flip test also for videos and cameras")
     p.add_argument("--no-images", action="store_true")
     p.add_argument("--no-json", action="store_true")
     p.add_argument("--coco-results", help="also write a COCO keypoint results JSON here")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=_PREDICTOR.batch_size)
     p.add_argument("--input-size", type=parse_size, help="HxW crop size (default: the model's)")
     p.add_argument("--decode", choices=("dark", "argmax"), default="dark")
     p.add_argument("--draw-boxes", action="store_true")
     p.add_argument("--backend", choices=("torch", "onnx", "onnxruntime"),
                    help="torch or onnxruntime (default: onnxruntime for an .onnx --weights, else torch)")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=_PREDICT.precision,
                    help="torch path: bf16 autocast is about 2x faster on CPUs with native bf16 (PCK within 0.003 "
                         "of fp32); auto: fp32 for images, bf16 for videos and cameras where native. int8: give an "
                         "int8 .onnx (tpose export --int8)")
@@ -365,18 +372,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_model_args(p)
     p.add_argument("--box", type=_box, action="append", help="person box x,y,w,h (repeatable; default whole image)")
     p.add_argument("--boxes", help="COCO detection-results JSON with the person boxes")
-    p.add_argument("--detector", default="auto", help="without boxes: auto (YOLOX-Nano), a YOLOX .onnx file, or "
-                   "none (the whole image)")
+    p.add_argument("--detector", default=_DETECTOR.detector,
+                   help="without boxes: auto (YOLOX-Nano), a YOLOX .onnx file, or none (the whole image)")
     p.add_argument("--whole-image", action="store_true", help="no detector: the whole image is one person")
-    p.add_argument("--min-box-score", type=float, default=0.0)
-    p.add_argument("--layers", default="last", help="last, all, or comma-separated layer indices")
-    p.add_argument("--heads", default="mean", help="mean, all, or one head index")
-    p.add_argument("--threshold", type=float, default=0.00075, help="hide attention below this (0 = show all)")
+    p.add_argument("--min-box-score", type=float, default=_EXPLAIN.min_box_score)
+    p.add_argument("--layers", default=_EXPLAIN.layers, help="last, all, or comma-separated layer indices")
+    p.add_argument("--heads", default=_EXPLAIN.heads, help="mean, all, or one head index")
+    p.add_argument("--threshold", type=float, default=_EXPLAIN.threshold,
+                   help="hide attention below this (0 = show all)")
     p.add_argument("--affected", type=_point, action="append", help="image point x,y whose affected area to draw")
     p.add_argument("--html", help="write the interactive page here")
     p.add_argument("--gradient", action="store_true", help="also run the gradient analysis (supplementary D)")
     p.add_argument("--no-positions", action="store_true", help="skip the position-embedding similarity figure")
-    p.add_argument("--tile-scale", type=float, default=1.0)
+    p.add_argument("--tile-scale", type=float, default=_EXPLAIN.tile_scale)
     p.add_argument("-v", "--verbose", action="store_true", help="print the summary of written files")
     p.set_defaults(func=_cmd_explain)
 
@@ -389,14 +397,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --format safetensors: store float16 (half the size; loads back as float32)")
     p.add_argument("-o", "--output", help="output file (default: <weights name>_<H>x<W>.onnx in the working folder)")
     p.add_argument("--input-size", type=parse_size, help="HxW fixed at export (default: the model's)")
-    p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--attention", nargs="?", const="heads", default=False,
+    p.add_argument("--opset", type=int, default=_EXPORT.opset)
+    p.add_argument("--attention", nargs="?", const="heads", default=_EXPORT.attention,
                    help="also output every layer's attention maps, per head (what explain needs) or 'mean'")
     p.add_argument("--keypoint-set")
     p.add_argument("--no-verify", action="store_true", help="skip the comparison with PyTorch")
     p.add_argument("--verify-images", nargs="*",
                    help="images (or a folder) for the comparison (default: a real photo shipped with tpose)")
-    p.add_argument("--tolerance", type=float, default=1e-3, help="max decoded-keypoint difference, in heatmap pixels")
+    p.add_argument("--tolerance", type=float, default=_EXPORT.tolerance_px,
+                   help="max decoded-keypoint difference, in heatmap pixels")
     p.add_argument("--int8", action="store_true", help="also write <name>_int8.onnx: static int8 quantization "
                    "(ONNX Runtime), calibrated on --calibration and gated by the PCK@0.2 it loses on --validation")
     p.add_argument("--calibration", help="with --int8: a folder of person images (each one person), or a YAML "
@@ -423,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="PCK / COCO AP of weights on LSPET or COCO-format data")
     p.add_argument("--weights",
                    help="a tag, a .safetensors/.pth file or an .onnx export (default: the shipped weights)")
-    p.add_argument("--data", choices=("lspet", "lsp", "coco"), default="lspet",
+    p.add_argument("--data", choices=("lspet", "lsp", "coco"), default=EvalDataSpec().data,
                    help="lspet / lsp (joints.mat + images/ under --root) or any COCO-format keypoint file")
     p.add_argument("--root", help="LSPET or LSP folder (joints.mat, images/)")
     p.add_argument("--first", type=int, help="first image number (LSPET default: 9001, its validation part)")
@@ -435,19 +444,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", nargs="?", const="auto",
                    help="end to end: the predictor finds the people (YOLOX-Nano, or this .onnx), annotated persons "
                         "are matched at IoU >= 0.5, PCK of each matched one, 0 for a missed one")
-    p.add_argument("--det-size", type=int, default=416, help="with --detector: its input side (multiple of 32)")
-    p.add_argument("--det-threshold", type=float, default=0.3, help="with --detector: keep boxes scoring this")
-    p.add_argument("--min-box-score", type=float, default=0.0)
+    p.add_argument("--det-size", type=int, default=_DETECTOR.size,
+                   help="with --detector: its input side (multiple of 32)")
+    p.add_argument("--det-threshold", type=float, default=_DETECTOR.threshold,
+                   help="with --detector: keep boxes scoring this")
+    p.add_argument("--min-box-score", type=float, default=_EVAL.min_box_score)
     p.add_argument("--metric", choices=("pck", "pckh", "coco"))
     p.add_argument("--limbs", action="store_true", help="PCK over the 12 limb joints COCO and LSP share")
     p.add_argument("--no-flip", action="store_true")
     p.add_argument("--decode", choices=("dark", "argmax"), default="dark")
     p.add_argument("--input-size", type=parse_size)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=_EVAL.batch_size)
+    p.add_argument("--device", default=_EVAL.device)
     p.add_argument("--backend", choices=("torch", "onnx", "onnxruntime"),
                    help="default: onnxruntime for an .onnx --weights, else torch")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="torch path: bf16 autocast")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default=_EVAL.settings.precision,
+                   help="torch path: bf16 autocast")
     p.add_argument("--results", help="write the COCO results JSON here")
     p.add_argument("--report", help="write the report JSON here")
     p.add_argument("--no-progress", action="store_true")
