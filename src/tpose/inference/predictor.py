@@ -80,6 +80,9 @@ class PosePredictor:
     exported file (``tpose export --int8``), also only when you give it. ``threads``: PyTorch intra-op
     threads; None (default) follows the cores other processes leave free (see ``CoreBudget``), which kept a
     forward pass beside one busy process at 1.5x its idle time instead of 2.9x.
+
+    The keyword defaults are :class:`~tpose.inference.options.PredictorOptions`' (their one home);
+    :meth:`from_options` builds a predictor from such an object, as the command line does.
     """
 
     def __init__(
