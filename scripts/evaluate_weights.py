@@ -17,23 +17,27 @@ import json
 import time
 from pathlib import Path
 
+from tpose.data import LIMB_JOINTS
 from tpose.engine.eval_run import run_eval
+from tpose.engine.options import EvalDataSpec, EvalOptions, EvalSettings
 from tpose.inference.end_to_end import run_detected_eval
+from tpose.inference.options import DetectorOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def evaluations(data: Path) -> list[tuple[str, dict]]:
+def evaluations(data: Path) -> list[tuple[str, EvalDataSpec, str | None]]:
+    """(name, data, metric) of each row: PCK everywhere (None: LSPET's default, PCK)."""
     mpii = data / "mpii-subset"
     coco = data / "coco-mini"
     return [
-        ("LSPET val, 12 limbs", {"data": "lspet", "root": data / "lspet", "limbs_only": True}),
-        ("LSPET val, all 14", {"data": "lspet", "root": data / "lspet"}),
-        ("MPII val split, 12 limbs", {"data": "coco", "ann_file": mpii / "annotations/person_keypoints_mpii16.json",
-                                      "image_dir": mpii / "images", "limbs_only": True, "metric": "pck",
-                                      "image_ids": ROOT / "configs/splits/mpii-subset-val.txt"}),
-        ("COCO excerpt, 12 limbs", {"data": "coco", "ann_file": coco / "annotations/person_keypoints_train2017.json",
-                                    "image_dir": coco / "train2017", "limbs_only": True, "metric": "pck"}),
+        ("LSPET val, 12 limbs", EvalDataSpec("lspet", root=data / "lspet"), "pck"),
+        ("LSPET val, all 14", EvalDataSpec("lspet", root=data / "lspet"), None),
+        ("MPII val split, 12 limbs", EvalDataSpec("coco", ann_file=mpii / "annotations/person_keypoints_mpii16.json",
+                                                  image_dir=mpii / "images",
+                                                  image_ids=ROOT / "configs/splits/mpii-subset-val.txt"), "pck"),
+        ("COCO excerpt, 12 limbs", EvalDataSpec("coco", ann_file=coco / "annotations/person_keypoints_train2017.json",
+                                                image_dir=coco / "train2017"), "pck"),
     ]
 
 
@@ -48,10 +52,13 @@ def main() -> None:
                         help="also end to end with this YOLOX file (default: the one tpose finds)")
     args = parser.parse_args()
     rows, reports = [], {}
-    for name, spec in evaluations(args.data):
+    for name, spec, metric in evaluations(args.data):
         for flip in (True, False) if args.no_flip_too and "all 14" not in name else (True,):
             started = time.perf_counter()
-            report = run_eval(args.weights, flip_test=flip, progress=False, precision=args.precision, **spec)
+            settings = EvalSettings(flip_test=flip, precision=args.precision,
+                                    joint_subset=LIMB_JOINTS if "12 limbs" in name else None)
+            options = EvalOptions(settings=settings, metric=metric, progress=False)
+            report = run_eval(args.weights, spec, options)
             value = next(v for k, v in report["metrics"].items() if k.startswith("PCK"))
             key = f"{name}, {'flip' if flip else 'no flip'}"
             seconds = round(time.perf_counter() - started, 1)
@@ -62,9 +69,7 @@ def main() -> None:
             if args.detector is None or "all 14" in name or not flip:  # end to end: the flip-test protocol only
                 continue
             started = time.perf_counter()
-            spec_e2e = {k: v for k, v in spec.items() if k != "metric"}
-            found = run_detected_eval(args.weights, detector=args.detector, flip_test=flip, progress=False,
-                                      precision=args.precision, **spec_e2e)
+            found = run_detected_eval(args.weights, spec, options, DetectorOptions(args.detector))
             m = found["metrics"]
             key_e2e = f"{key}, detected boxes"
             reports[key_e2e] = {"PCK@0.2": m["PCK@0.2"], "PCK@0.2 of matched": m["PCK@0.2 of matched"],

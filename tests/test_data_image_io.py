@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tpose.data.image_io import ImageReadError, decode_image, encode_jpeg, image_shape, image_size, read_image
+from tpose.data.image_io import ImageReadError, decode_image, encode_jpeg, image_shape, read_image
 
 
 def test_read_image_is_rgb_uint8(tmp_path: Path) -> None:
@@ -16,8 +16,6 @@ def test_read_image_is_rgb_uint8(tmp_path: Path) -> None:
     assert image.shape == (8, 10, 3) and image.dtype == np.uint8
     assert (image[..., 0] == 255).all() and (image[..., 2] == 0).all()
     assert image_shape(path) == (8, 10)
-    with pytest.warns(DeprecationWarning, match="image_shape"):
-        assert image_size(path) == (10, 8)  # the former (W, H) spelling
 
 
 def test_missing_file_names_the_file(tmp_path: Path) -> None:

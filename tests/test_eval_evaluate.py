@@ -19,6 +19,7 @@ from tpose.codecs import encode_gaussian, flip_heatmaps_back
 from tpose.codecs.affine import affine_points, box_to_center_scale, get_affine_transform
 from tpose.data.keypoint_sets import COCO17, LIMB_JOINTS, LSP14, KeypointSet
 from tpose.engine.evaluate import EvalReport, evaluate
+from tpose.engine.options import EvalSettings
 
 H, W = 128, 96  # input; heatmaps are 32 x 24
 
@@ -103,7 +104,7 @@ def test_perfect_model_gets_full_pck(flip_test: bool, decode: str) -> None:
     samples = make_samples(12)
     model = TargetModel(samples, COCO17, COCO17)
     report = evaluate(
-        model, DataLoader(samples, batch_size=5), COCO17, flip_test=flip_test, decode=decode, progress=False
+        model, DataLoader(samples, batch_size=5), COCO17, EvalSettings(flip_test, decode), progress=False
     )
     assert report.metrics["PCK@0.2"] == 1.0
     assert report.num_persons == 12 and report.num_images == 6
@@ -121,9 +122,9 @@ def test_perfect_model_gets_full_pck(flip_test: bool, decode: str) -> None:
 def test_flip_test_really_mirrors_the_crop() -> None:
     samples = make_samples(12)
     model = TargetModel(samples, COCO17, COCO17, honest_flip=False)  # ignores that the input was mirrored
-    kwargs = {"progress": False, "decode": "dark"}
-    assert evaluate(model, DataLoader(samples, batch_size=4), COCO17, flip_test=False, **kwargs).metrics["PCK@0.2"] == 1
-    assert evaluate(model, DataLoader(samples, batch_size=4), COCO17, flip_test=True, **kwargs).metrics["PCK@0.2"] < 0.9
+    loader = DataLoader(samples, batch_size=4)
+    assert evaluate(model, loader, COCO17, EvalSettings(flip_test=False), progress=False).metrics["PCK@0.2"] == 1
+    assert evaluate(model, loader, COCO17, EvalSettings(flip_test=True), progress=False).metrics["PCK@0.2"] < 0.9
 
 
 def test_lsp_model_on_coco_data_scores_the_shared_limb_joints_by_name() -> None:
@@ -133,8 +134,8 @@ def test_lsp_model_on_coco_data_scores_the_shared_limb_joints_by_name() -> None:
         model,
         DataLoader(samples, batch_size=4),
         LSP14,
+        EvalSettings(joint_subset=LIMB_JOINTS),
         data_keypoint_set=COCO17,
-        joint_subset=LIMB_JOINTS,
         metrics=("pck",),
         progress=False,
     )
@@ -156,8 +157,8 @@ def test_lsp_model_on_coco_data_scores_the_shared_limb_joints_by_name() -> None:
             model,
             DataLoader(samples, batch_size=4),
             LSP14,
+            EvalSettings(joint_subset=["neck"]),
             data_keypoint_set=COCO17,
-            joint_subset=["neck"],
             progress=False,
         )
 
@@ -203,10 +204,10 @@ def test_detector_boxes_are_reported_and_refuse_pck() -> None:
         model,
         DataLoader(samples, batch_size=4),
         COCO17,
+        EvalSettings(flip_test=False),
         boxes="detector",
         metrics=("coco",),
         coco_gt=gt,
-        flip_test=False,
         progress=False,
     )
     assert "detector boxes" in report.summary() and "GT boxes" not in report.summary()

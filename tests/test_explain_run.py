@@ -10,15 +10,17 @@ import numpy as np
 import pytest
 
 from tpose.data.image_io import read_image
-from tpose.explain import run_explain
+from tpose.explain import ExplainOptions, run_explain
 from tpose.explain.attention import crop_person, crop_to_token, run_attention, shown_maps
 from tpose.explain.figures import ROW_LABEL_W, TITLE_H, grid_size, overlay_map
+from tpose.inference.options import DetectorOptions
 
 from .conftest import COCO_DET, LSPET, needs_coco_det, needs_lspet, tiny_model
 
 LSPET_IMAGE = LSPET / "images" / "im00001.jpg"
 H, W = 64, 48
 TINY_HERE = {"num_layers": 2, "input_size": (H, W)}  # the shared tiny model with two layers, at 64x48
+WHOLE_IMAGE = DetectorOptions(None)  # no detector: the whole image is one person
 
 pytestmark = needs_lspet
 
@@ -28,8 +30,9 @@ def explained(tmp_path_factory):
     out = tmp_path_factory.mktemp("explain")
     model = tiny_model(**TINY_HERE, num_keypoints=14)
     point = (120.0, 60.0)
-    summary = run_explain(LSPET_IMAGE, out, model=model, layers="all", heads="mean", affected=[point],
-                          html=out / "page.html", gradient=True, detector=None)
+    options = ExplainOptions(layers="all", heads="mean", affected=[point], html=out / "page.html", gradient=True,
+                             detector=WHOLE_IMAGE)
+    summary = run_explain(LSPET_IMAGE, out, model=model, options=options)
     return out, model, point, summary
 
 
@@ -100,8 +103,8 @@ def test_gradient_outputs(explained):
 
 
 def test_heads_all_and_last_layer(tmp_path):
-    summary = run_explain(LSPET_IMAGE, tmp_path, model=tiny_model(**TINY_HERE), layers="last", heads="all",
-                          positions=False, detector=None)
+    options = ExplainOptions(layers="last", heads="all", positions=False, detector=WHOLE_IMAGE)
+    summary = run_explain(LSPET_IMAGE, tmp_path, model=tiny_model(**TINY_HERE), options=options)
     names = sorted(Path(f).name for f in summary["files"] if f.endswith(".png"))
     assert names == ["dependency_last_head0.png", "dependency_last_head1.png", "dependency_last_mean.png"]
     assert np.load(tmp_path / "dependency_last_head1_tokens.npy").shape == (1, 17, 8, 6)
@@ -111,33 +114,36 @@ def test_heads_all_and_last_layer(tmp_path):
 @needs_coco_det
 def test_boxes_from_a_detections_file(tmp_path):
     # image 785 has two detections scoring above 0.25 (1.0 and 0.30), matched through its numeric name
-    summary = run_explain(COCO_DET / "000000000785.jpg", tmp_path, model=tiny_model(**TINY_HERE), min_box_score=0.25,
-                          box=COCO_DET / "test_coco_det_AP_H_56.json", positions=False)
+    options = ExplainOptions(min_box_score=0.25, box=COCO_DET / "test_coco_det_AP_H_56.json", positions=False)
+    summary = run_explain(COCO_DET / "000000000785.jpg", tmp_path, model=tiny_model(**TINY_HERE), options=options)
     assert [round(p["box_score"], 2) for p in summary["persons"]] == [1.0, 0.3]
     assert (tmp_path / "person_01" / "dependency_last_mean.png").is_file()
     with pytest.raises(ValueError, match="image id of im00001.jpg"):
-        run_explain(LSPET_IMAGE, tmp_path, model=tiny_model(**TINY_HERE), box=COCO_DET / "test_coco_det_AP_H_56.json")
+        run_explain(LSPET_IMAGE, tmp_path, model=tiny_model(**TINY_HERE),
+                    options=ExplainOptions(box=COCO_DET / "test_coco_det_AP_H_56.json"))
 
 
 def test_tpose_weights_bring_their_architecture(tmp_path):
     from tpose.models.checkpoint import save_weights
 
     path = save_weights(tiny_model(**TINY_HERE, num_keypoints=14), tmp_path / "tiny_lsp.safetensors")
-    summary = run_explain(LSPET_IMAGE, tmp_path / "out", model="transpose_r_a3", weights=path, positions=False,
-                          detector=None)
+    summary = run_explain(LSPET_IMAGE, tmp_path / "out", model="transpose_r_a3", weights=path,
+                          options=ExplainOptions(positions=False, detector=WHOLE_IMAGE))
     assert summary["input_size"] == [H, W]
     assert summary["persons"][0]["keypoint_names"][-1] == "head_top"
     assert np.load(tmp_path / "out" / "dependency_last_mean_tokens.npy").shape == (1, 14, 8, 6)
 
 
 def test_clear_errors(tmp_path):
+    whole = ExplainOptions(detector=WHOLE_IMAGE)
     with pytest.raises(OSError, match="nope.jpg"):
-        run_explain(tmp_path / "nope.jpg", tmp_path, model=tiny_model(**TINY_HERE), detector=None)
+        run_explain(tmp_path / "nope.jpg", tmp_path, model=tiny_model(**TINY_HERE), options=whole)
     with pytest.raises(FileNotFoundError, match="missing.safetensors"):
-        run_explain(LSPET_IMAGE, tmp_path, weights=tmp_path / "missing.safetensors", detector=None)
+        run_explain(LSPET_IMAGE, tmp_path, weights=tmp_path / "missing.safetensors", options=whole)
     with pytest.raises(ValueError, match="14 keypoints but the model predicts 17"):
-        run_explain(LSPET_IMAGE, tmp_path, model=tiny_model(**TINY_HERE), keypoint_set="lsp14", detector=None)
+        run_explain(LSPET_IMAGE, tmp_path, model=tiny_model(**TINY_HERE),
+                    options=ExplainOptions(keypoint_set="lsp14", detector=WHOLE_IMAGE))
     with pytest.raises(ValueError, match="x, y, w, h"):
-        run_explain(LSPET_IMAGE, tmp_path, model=tiny_model(**TINY_HERE), box=[1, 2, 3])
+        run_explain(LSPET_IMAGE, tmp_path, model=tiny_model(**TINY_HERE), options=ExplainOptions(box=[1, 2, 3]))
     with pytest.raises(ValueError, match="list of \\(x, y\\) image points"):
-        run_explain(LSPET_IMAGE, tmp_path, model=tiny_model(**TINY_HERE), affected=[1, 2], detector=None)
+        ExplainOptions(affected=[1, 2])  # refused before any work

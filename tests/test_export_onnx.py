@@ -14,6 +14,7 @@ import tpose
 from tpose.data.keypoint_sets import LSP14
 from tpose.export import (
     ExportCheckError,
+    ExportOptions,
     OnnxPoseModel,
     attention_output_name,
     check_export,
@@ -137,7 +138,7 @@ def test_hrnet_variant_exports_and_matches(tmp_path) -> None:
 def test_run_export_from_a_weights_file_checks_on_real_images(tmp_path) -> None:
     weights = save_weights(tiny_model(input_size=SIZE, num_keypoints=14), tmp_path / "w.safetensors")
     out = tmp_path / "exported" / "w.onnx"
-    summary = run_export(str(weights), out, verify_images=real_images()[:4], attention="mean")
+    summary = run_export(str(weights), out, options=ExportOptions(verify_images=real_images()[:4], attention="mean"))
     assert Path(summary["output"]) == out and out.is_file()
     assert summary["outputs"] == ["heatmaps", "attention_0"]
     assert summary["check"]["passed"] and summary["check"]["crops"] == 4
@@ -171,7 +172,7 @@ def test_errors_name_the_problem(tmp_path) -> None:
     with pytest.raises(ValueError, match="multiples of 8"):
         export_onnx(model, tmp_path / "a.onnx", input_size=(60, 48))
     with pytest.raises(ValueError, match="format must be one of"):
-        run_export(model, tmp_path / "a.onnx", format="tflite")
+        ExportOptions(format="tflite")
     with pytest.raises(ValueError, match="must end in .onnx"):
         run_export(model, tmp_path / "a.pt")
     missing = tmp_path / "missing.onnx"
@@ -197,7 +198,7 @@ def test_default_output_is_named_after_the_weights_in_the_working_folder(tmp_pat
     """Never beside the weights: for the shipped ones that is inside the installed package (issue 19)."""
     weights = save_weights(tiny_model(input_size=SIZE), tmp_path / "run" / "best.safetensors")
     monkeypatch.chdir(tmp_path)
-    summary = run_export(str(weights), verify=False)
+    summary = run_export(str(weights), options=ExportOptions(verify=False))
     assert Path(summary["output"]) == tmp_path / "best_64x48.onnx"
     assert summary["check"] is None
 

@@ -40,7 +40,8 @@ def fp32(tmp_path_factory):
 @pytest.fixture(scope="module")
 def int8(fp32):
     _, path, calib = fp32
-    report = q.quantize_model(path, path.with_name("tiny_int8.onnx"), calibration=calib, calibration_count=6)
+    report = q.quantize_model(path, path.with_name("tiny_int8.onnx"), calibration=calib,
+                              options=q.Int8Options(calibration_count=6))
     return report
 
 
@@ -129,7 +130,8 @@ def test_attention_outputs_quantize_too(tmp_path, fp32) -> None:
     _, _, calib = fp32
     model = tiny_model(input_size=SIZE)
     path = export_onnx(model, tmp_path / "att.onnx", attention=True)
-    report = q.quantize_model(path, tmp_path / "att_int8.onnx", calibration=calib, calibration_count=4)
+    report = q.quantize_model(path, tmp_path / "att_int8.onnx", calibration=calib,
+                              options=q.Int8Options(calibration_count=4))
     net = OnnxPoseModel(report.output, threads=1)
     x = torch.from_numpy(_crops(calib, 2))
     heat, maps = net(x, return_attention=True, keep_heads=True)
@@ -207,7 +209,7 @@ LSPET_VAL = {"type": "lspet", "root": str(LSPET), "first": 9001, "last": 9012}
 def test_quantize_model_measures_pck_fp32_vs_int8_on_validation(fp32, tmp_path) -> None:
     _, path, _ = fp32
     report = q.quantize_model(path, tmp_path / "g.onnx", calibration=LSPET_TRAIN, validation=LSPET_VAL,
-                              calibration_count=8, tolerance=1.0)
+                              options=q.Int8Options(calibration_count=8, tolerance=1.0))
     gate = report.gate
     assert gate is not None and gate.passed and report.steps and len(report.steps) == 1
     (name,) = gate.pck_fp32
@@ -220,7 +222,8 @@ def test_quantize_model_measures_pck_fp32_vs_int8_on_validation(fp32, tmp_path) 
     assert "fp32" in text and "int8" in text and "loss" in text
     # the same persons for calibration and validation are refused
     with pytest.raises(ValueError, match="share"):
-        q.quantize_model(path, tmp_path / "h.onnx", calibration=LSPET_VAL, validation=LSPET_VAL, calibration_count=4)
+        q.quantize_model(path, tmp_path / "h.onnx", calibration=LSPET_VAL, validation=LSPET_VAL,
+                         options=q.Int8Options(calibration_count=4))
 
 
 @needs_lspet
@@ -228,8 +231,9 @@ def test_search_keeps_groups_then_single_nodes_in_float_until_the_gate(fp32, tmp
     _, path, _ = fp32
     # a tolerance no graph can meet makes the search walk every step it has, and say it failed
     report = q.quantize_model(path, tmp_path / "s.onnx", calibration=LSPET_TRAIN, validation=LSPET_VAL,
-                              calibration_count=8, tolerance=-1.0, groups=("final_conv", "attention"),
-                              settings=q.QuantSettings(float_softmax=False))
+                              options=q.Int8Options(calibration_count=8, tolerance=-1.0,
+                                                    groups=("final_conv", "attention"),
+                                                    settings=q.QuantSettings(float_softmax=False)))
     added = [s.added for s in report.steps]
     assert added[:3] == ["", "group final_conv", "group attention"] and added[3].startswith("nodes ")
     assert not report.passed and report.gate is not None and not report.gate.passed
@@ -262,7 +266,8 @@ def test_hrnet_variant_quantizes_although_symbolic_shape_inference_fails(fp32, t
     work.mkdir()
     monkeypatch.chdir(work)
     path = export_onnx(tiny_model("transpose_h_s", input_size=SIZE), tmp_path / "h.onnx")
-    report = q.quantize_model(path, tmp_path / "h_int8.onnx", calibration=calib, calibration_count=4)
+    report = q.quantize_model(path, tmp_path / "h_int8.onnx", calibration=calib,
+                              options=q.Int8Options(calibration_count=4))
     assert list(work.iterdir()) == []
     x = torch.from_numpy(_crops(calib, 2))
     got = OnnxPoseModel(report.output, threads=1)(x).numpy()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -15,6 +16,7 @@ import tpose
 from tpose.data.keypoint_sets import COCO17, LSP14, KeypointSet
 from tpose.inference import PersonPose, PosePredictor, run_predict
 from tpose.inference.draw import draw_poses
+from tpose.inference.options import DetectorOptions, OutputOptions, PredictOptions, PredictorOptions
 from tpose.inference.results import (
     coco_absent_joints,
     coco_keypoint_results,
@@ -123,8 +125,9 @@ def test_run_predict_on_a_folder_finishes_past_a_corrupt_image(tiny: tpose.Trans
         assert cv2.imwrite(str(folder / name), img)
     (folder / "zz_corrupt.jpg").write_bytes(rng.integers(0, 255, 500, dtype=np.uint8).tobytes())
     out = tmp_path / "out"
-    summary = run_predict(folder, out, model=tiny, progress=False, coco_results=out / "coco.json", batch_size=2,
-                          detector=None)
+    options = PredictOptions(predictor=PredictorOptions(batch_size=2), detector=DetectorOptions(None),
+                             output=OutputOptions(coco_results=out / "coco.json"), progress=False)
+    summary = run_predict(folder, out, model=tiny, options=options)
     assert summary["processed"] == 2 and summary["persons"] == 2 and summary["kind"] == "folder"
     assert len(summary["skipped"]) == 1
     skipped = summary["skipped"][0]
@@ -149,7 +152,8 @@ def test_run_predict_on_a_video_writes_a_video_and_per_frame_json(tiny: tpose.Tr
         cv2.circle(frame, (10 + 8 * i, 24), 6, (255, 255, 255), -1)
         writer.write(frame)
     writer.release()
-    summary = run_predict(path, tmp_path / "out", model=tiny, progress=False, draw_threshold=0.0, detector=None)
+    options = PredictOptions(detector=DetectorOptions(None), output=OutputOptions(draw_threshold=0.0), progress=False)
+    summary = run_predict(path, tmp_path / "out", model=tiny, options=options)
     assert summary["kind"] == "video" and summary["processed"] == 6
     video = cv2.VideoCapture(summary["outputs"]["video"])
     assert video.isOpened()
@@ -169,14 +173,15 @@ def test_run_predict_with_detections_and_coco_results(tiny: tpose.TransPose, tmp
         COCO_DET,
         out,
         model=tiny,
-        detections=COCO_DET / "test_coco_det_AP_H_56.json",
-        det_gt=COCO_DET / "test_coco.json",
-        min_box_score=0.6,
-        nms_threshold=None,
-        coco_results=out / "results.json",
-        save_images=False,
-        progress=False,
-        detector=None,
+        options=PredictOptions(
+            predictor=PredictorOptions(nms_threshold=None),
+            detections=COCO_DET / "test_coco_det_AP_H_56.json",
+            det_gt=COCO_DET / "test_coco.json",
+            min_box_score=0.6,
+            output=OutputOptions(coco_results=out / "results.json", save_images=False),
+            progress=False,
+            detector=DetectorOptions(None),
+        ),
     )
     dets = json.loads((COCO_DET / "test_coco_det_AP_H_56.json").read_text())
     expected = sum(d["score"] >= 0.6 for d in dets)
@@ -193,11 +198,13 @@ def test_run_predict_with_detections_and_coco_results(tiny: tpose.TransPose, tmp
 def test_run_predict_warns_about_random_weights(tmp_path: Path) -> None:
     img = tmp_path / "x.png"
     assert cv2.imwrite(str(img), np.zeros((10, 10, 3), np.uint8))
+    quiet = PredictOptions(detector=DetectorOptions(None), progress=False)
     with pytest.raises(ValueError, match="unknown model"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        run_predict(img, tmp_path / "out", model="transpose_nope", progress=False, detector=None)
+        run_predict(img, tmp_path / "out", model="transpose_nope", options=quiet)
     with pytest.warns(UserWarning, match="random initial weights"), pytest.raises(ValueError):
-        run_predict(img, tmp_path / "out", model="transpose_r_a3", progress=False, input_size=(10, 10), detector=None)
+        run_predict(img, tmp_path / "out", model="transpose_r_a3",
+                    options=replace(quiet, predictor=PredictorOptions(input_size=(10, 10))))
 
 
 def test_weights_files_bring_their_architecture_and_keypoint_set(tmp_path: Path) -> None:

@@ -6,30 +6,38 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .bench.speed import PATHS as BENCH_PATHS
 from .bench.speed import PRECISIONS, SpeedOptions, format_speed, measure_speed, write_speed
 from .codecs import list_decoders
+from .data import LIMB_JOINTS
 from .demo import SHIPPED, DemoOptions, WeightsChoice, launch_app
 from .engine.config import read_yaml
 from .engine.eval_run import run_eval
+from .engine.options import EvalDataSpec, EvalOptions, EvalSettings
 from .engine.train import train
-from .explain import run_explain
-from .export.int8 import DEFAULT_CALIBRATION_COUNT, DEFAULT_TOLERANCE, CalibrationDataRequired, quantize_model
-from .export.onnx_export import run_export
+from .explain import ExplainOptions, run_explain
+from .export.int8 import CalibrationDataRequired, Int8Options, quantize_model
+from .export.onnx_export import ExportOptions, run_export
 from .factory import load_pose_model, shipped_weights
 from .inference.end_to_end import run_detected_eval
+from .inference.options import DetectorOptions, OutputOptions, PredictOptions, PredictorOptions, TrackingOptions
 from .inference.predict_job import run_predict
-from .inference.video import TrackingOptions
 from .models.checkpoint import save_released_layout, save_weights
 from .models.complexity import format_info, model_info
 from .utils.sizes import parse_size
 from .weights.tables import format_weights_table
 
 __all__ = ["build_parser", "main", "parse_size"]
+
+# the flags' defaults are the options objects' (each default lives in one place)
+_PREDICTOR, _DETECTOR, _PREDICT = PredictorOptions(), DetectorOptions(), PredictOptions()
+_EXPLAIN, _EXPORT, _EVAL = ExplainOptions(), ExportOptions(), EvalOptions()
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -88,6 +96,19 @@ def _model_and_weights(args: argparse.Namespace) -> tuple[str | None, str | None
         return model, None
 
 
+def _detector_options(args: argparse.Namespace) -> DetectorOptions:
+    """``--detector`` / ``--whole-image`` / ``--det-size`` / ``--det-threshold`` as one object."""
+    defaults = DetectorOptions()
+    return DetectorOptions(None if getattr(args, "whole_image", False) else args.detector,
+                           getattr(args, "det_size", defaults.size), getattr(args, "det_threshold", defaults.threshold))
+
+
+def _predictor_options(args: argparse.Namespace, **chosen: Any) -> PredictorOptions:
+    """The predictor flags a subcommand has (the others keep their defaults); ``chosen`` overrides them."""
+    given = {f.name: getattr(args, f.name) for f in fields(PredictorOptions) if getattr(args, f.name, None) is not None}
+    return replace(PredictorOptions(**given), **chosen)
+
+
 def _print_json(data: object) -> None:
     print(json.dumps(data, indent=2, default=str))
 
@@ -95,21 +116,20 @@ def _print_json(data: object) -> None:
 def _cmd_predict(args: argparse.Namespace) -> int:
     model, weights = _model_and_weights(args)
     source = args.input[0] if len(args.input) == 1 else args.input  # one folder/video, or a list of images
-    summary = run_predict(
-        source, args.output_dir, model=model, weights=weights, detections=args.detections,
-        det_gt=args.det_gt, min_box_score=args.min_box_score, nms_threshold=args.nms or None,
-        draw_threshold=args.draw_threshold, device=args.device,
-        flip_test=False if args.no_flip else True if args.flip else None,
-        save_images=not args.no_images, save_json=not args.no_json, coco_results=args.coco_results,
-        batch_size=args.batch_size, progress=not args.no_progress, keypoint_set=args.keypoint_set,
-        input_size=args.input_size, decode=args.decode, draw_boxes=args.draw_boxes, backend=args.backend,
-        detector=None if args.whole_image else args.detector, detector_size=args.det_size,
-        detector_threshold=args.det_threshold, max_frames=args.max_frames, precision=args.precision,
-        threads=args.threads,
+    options = PredictOptions(
+        predictor=_predictor_options(args, nms_threshold=args.nms or None),
+        flip_test=False if args.no_flip else True if args.flip else None, precision=args.precision,
+        detector=_detector_options(args), detections=args.detections, det_gt=args.det_gt,
+        min_box_score=args.min_box_score,
+        output=OutputOptions(save_images=not args.no_images, save_json=not args.no_json,
+                             coco_results=args.coco_results, draw_threshold=args.draw_threshold,
+                             draw_boxes=args.draw_boxes),
         tracking=TrackingOptions(detect_every=args.detect_every, track=not args.no_track, smooth=not args.no_smooth,
                                  max_lost_frames=args.max_lost_frames, smooth_min_cutoff=args.smooth_min_cutoff,
                                  smooth_beta=args.smooth_beta),
+        max_frames=args.max_frames, progress=not args.no_progress,
     )
+    summary = run_predict(source, args.output_dir, model, weights, options)
     print(f"processed {summary['processed']} file(s), {summary['persons']} person(s) -> {args.output_dir}")
     if summary.get("no_person"):
         names = summary["no_person"]
@@ -135,19 +155,18 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    box: object = args.boxes if args.boxes else (args.box or None)
     layers: object = args.layers
     if layers not in ("last", "all"):
         layers = [int(v) for v in str(layers).split(",")]
-    heads: object = args.heads if args.heads in ("mean", "all") else int(args.heads)
     model, weights = _model_and_weights(args)
-    summary = run_explain(
-        args.input, args.output_dir, model=model, weights=weights, box=box, layers=layers, heads=heads,
-        threshold=args.threshold, affected=args.affected or None, html=args.html, gradient=args.gradient,
-        device=args.device, keypoint_set=args.keypoint_set, min_box_score=args.min_box_score,
-        positions=not args.no_positions, tile_scale=args.tile_scale,
-        detector=None if args.whole_image else args.detector,
+    options = ExplainOptions(
+        box=args.boxes if args.boxes else (args.box or None), min_box_score=args.min_box_score,
+        detector=_detector_options(args), layers=layers,  # type: ignore[arg-type]
+        heads=args.heads if args.heads in ("mean", "all") else int(args.heads), threshold=args.threshold,
+        affected=args.affected or None, html=args.html, gradient=args.gradient, positions=not args.no_positions,
+        tile_scale=args.tile_scale, device=args.device, keypoint_set=args.keypoint_set,
     )
+    summary = run_explain(args.input, args.output_dir, model, weights, options)
     print(f"explanations written to {args.output_dir}")
     if args.verbose:
         _print_json(summary)
@@ -158,26 +177,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     _, weights = _model_and_weights(args)
     if weights is None:
         raise ValueError("tpose eval needs --weights (a tag, a weights file or an .onnx export)")
+    data = EvalDataSpec(args.data, args.root, args.first, args.last, args.image_ids, args.ann_file, args.image_dir)
+    settings = EvalSettings(flip_test=not args.no_flip, decode=args.decode, precision=args.precision,
+                            joint_subset=LIMB_JOINTS if args.limbs else None)
+    options = EvalOptions(settings=settings, metric=args.metric, detections=args.detections,
+                          min_box_score=args.min_box_score, device=args.device, backend=args.backend,
+                          input_size=args.input_size, batch_size=args.batch_size, results=args.results,
+                          report_json=args.report, progress=not args.no_progress)
     if args.detector is not None:  # end to end: the predictor finds the people, annotated persons are matched
         if args.detections or args.metric not in (None, "pck"):
             raise ValueError("--detector scores PCK of the persons the predictor finds: leave out "
                              "--detections / --metric (or drop --detector to score a detections file)")
-        report = run_detected_eval(
-            weights, data=args.data, root=args.root, first=args.first, last=args.last, image_ids=args.image_ids,
-            ann_file=args.ann_file, image_dir=args.image_dir, detector=args.detector, detector_size=args.det_size,
-            detector_threshold=args.det_threshold, limbs_only=args.limbs, flip_test=not args.no_flip,
-            precision=args.precision, device=args.device, backend=args.backend, report_json=args.report,
-            progress=not args.no_progress)
-        print(report["summary"])
-        return 0
-    report = run_eval(
-        weights, data=args.data, root=args.root, first=args.first, last=args.last, image_ids=args.image_ids,
-        ann_file=args.ann_file,
-        image_dir=args.image_dir, detections=args.detections, min_box_score=args.min_box_score, metric=args.metric,
-        limbs_only=args.limbs, flip_test=not args.no_flip, decode=args.decode, input_size=args.input_size,
-        batch_size=args.batch_size, device=args.device, results=args.results, report_json=args.report,
-        progress=not args.no_progress, backend=args.backend, precision=args.precision,
-    )
+        report = run_detected_eval(weights, data, options, _detector_options(args))
+    else:
+        report = run_eval(weights, data, options)
     print(report["summary"])
     return 0
 
@@ -203,11 +216,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"wrote {out} ({size:.1f} MB, {'float16' if storage else 'float32'} storage) and its .json")
         return 0
     int8 = _int8_data(args) if args.int8 else None  # checked before the export, which takes a while
-    summary = run_export(
-        model, output=args.output, weights=weights, format="onnx", input_size=args.input_size, opset=args.opset,
-        attention=args.attention, keypoint_set=args.keypoint_set, verify=not args.no_verify,
-        verify_images=args.verify_images, tolerance_px=args.tolerance,
-    )
+    options = ExportOptions(input_size=args.input_size, opset=args.opset, attention=args.attention,
+                            keypoint_set=args.keypoint_set, verify=not args.no_verify,
+                            verify_images=args.verify_images, tolerance_px=args.tolerance)
+    summary = run_export(model, args.output, weights, options)
     check = summary.get("check") or {}
     print(f"wrote {summary['output']} ({summary['bytes'] / 1e6:.1f} MB, opset {summary['opset']}, "
           f"input {summary['input']['shape']})")
@@ -215,16 +227,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print("checked against PyTorch: " + ", ".join(f"{k}={v}" for k, v in check.items() if k != "images"))
     if int8 is None:
         return 0
-    calibration, validation, count, tolerance = int8
+    calibration, validation, int8_options = int8
     report = quantize_model(summary["output"], Path(summary["output"]).with_name(
         Path(summary["output"]).stem + "_int8.onnx"), calibration=calibration, validation=validation,
-        calibration_count=count, tolerance=tolerance, progress=None if args.no_progress else print)
+        options=int8_options, progress=None if args.no_progress else print)
     print(report.summary())
     return 0 if report.passed in (True, None) else 1
 
 
-def _int8_data(args: argparse.Namespace) -> tuple[object, object, int, float]:
-    """Calibration and validation data of ``--int8``: folders/images, or a YAML of data set specs."""
+def _int8_data(args: argparse.Namespace) -> tuple[object, object, Int8Options]:
+    """Calibration and validation data of ``--int8`` (folders/images, or a YAML of data set specs) and the
+    options: ``--calibration-count`` / ``--int8-tolerance``, else the YAML's, else the defaults."""
     def read(value: str | None, key: str) -> object:
         if value is None:
             return None
@@ -248,10 +261,7 @@ def _int8_data(args: argparse.Namespace) -> tuple[object, object, int, float]:
         raise ValueError("tpose export --int8 needs --validation (persons to measure PCK@0.2 of fp32 vs int8 on: a "
                          "YAML with validation: data set specs), or a --calibration YAML that has validation: too")
     data = read_yaml(Path(args.calibration).read_text()) if Path(args.calibration).suffix in (".yaml", ".yml") else {}
-    count = args.calibration_count or int((data or {}).get("calibration_count", DEFAULT_CALIBRATION_COUNT))
-    tolerance = args.int8_tolerance if args.int8_tolerance is not None else float(
-        (data or {}).get("tolerance", DEFAULT_TOLERANCE))
-    return calibration, validation, count, tolerance
+    return calibration, validation, Int8Options.from_data(data, args.calibration_count, args.int8_tolerance)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -271,19 +281,20 @@ def _add_common_model_args(p: argparse.ArgumentParser) -> None:
                    "tag it names the variant, and must match the weights")
     p.add_argument("--weights", help="a registry tag (see tpose weights), a .safetensors/.pth file or an .onnx "
                    "export (default: the shipped weights)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--device", default=_PREDICTOR.device, help="cpu, cuda, cuda:N or auto")
     p.add_argument("--keypoint-set", help="coco17, lsp14, mpii16 or a YAML/JSON file (default: from the weights)")
 
 
 def _add_detector_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--detector", default="auto",
+    p.add_argument("--detector", default=_DETECTOR.detector,
                    help="who finds the people when no boxes are given: auto (YOLOX-Nano, fetched once into the "
                         "torch hub cache; TPOSE_DETECTOR=/path/to/yolox_nano.onnx points at a local copy), a YOLOX "
                         ".onnx file, or none (the whole image is one person)")
     p.add_argument("--whole-image", action="store_true", help="no detector: the whole image is one person")
-    p.add_argument("--det-size", type=int, default=416, help="detector input side (multiple of 32: 320 faster, "
-                   "640 for small people; default 416)")
-    p.add_argument("--det-threshold", type=float, default=0.3, help="keep detections scoring at least this")
+    p.add_argument("--det-size", type=int, default=_DETECTOR.size,
+                   help="detector input side (multiple of 32: 320 faster, 640 for small people; default 416)")
+    p.add_argument("--det-threshold", type=float, default=_DETECTOR.threshold,
+                   help="keep detections scoring at least this")
 
 
 def _add_video_args(p: argparse.ArgumentParser) -> None:
@@ -354,21 +365,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detector_args(p)
     _add_video_args(p)
     p.add_argument("--det-gt", help="COCO annotation JSON naming the images of --detections")
-    p.add_argument("--min-box-score", type=float, default=0.0)
-    p.add_argument("--nms", type=float, default=0.9, help="OKS-NMS threshold of detected persons (0 = off)")
-    p.add_argument("--draw-threshold", type=float, default=0.3, help="draw keypoints scoring at least this")
+    p.add_argument("--min-box-score", type=float, default=_PREDICT.min_box_score)
+    p.add_argument("--nms", type=float, default=_PREDICTOR.nms_threshold,
+                   help="OKS-NMS threshold of detected persons (0 = off)")
+    p.add_argument("--draw-threshold", type=float, default=_PREDICT.output.draw_threshold,
+                   help="draw keypoints scoring at least this")
     p.add_argument("--no-flip", action="store_true", help="no flip test (about 2x faster; the default for videos)")
     p.add_argument("--flip", action="store_true", help="flip test also for videos and cameras")
     p.add_argument("--no-images", action="store_true")
     p.add_argument("--no-json", action="store_true")
     p.add_argument("--coco-results", help="also write a COCO keypoint results JSON here")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=_PREDICTOR.batch_size)
     p.add_argument("--input-size", type=parse_size, help="HxW crop size (default: the model's)")
     p.add_argument("--decode", choices=list_decoders(), default="dark")
     p.add_argument("--draw-boxes", action="store_true")
     p.add_argument("--backend", choices=("torch", "onnx", "onnxruntime"),
                    help="torch or onnxruntime (default: onnxruntime for an .onnx --weights, else torch)")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=_PREDICT.precision,
                    help="torch path: bf16 autocast is about 2x faster on CPUs with native bf16 (PCK within 0.003 "
                         "of fp32); auto: fp32 for images, bf16 for videos and cameras where native. int8: give an "
                         "int8 .onnx (tpose export --int8)")
@@ -382,39 +395,40 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_model_args(p)
     p.add_argument("--box", type=_box, action="append", help="person box x,y,w,h (repeatable; default whole image)")
     p.add_argument("--boxes", help="COCO detection-results JSON with the person boxes")
-    p.add_argument("--detector", default="auto", help="without boxes: auto (YOLOX-Nano), a YOLOX .onnx file, or "
-                   "none (the whole image)")
+    p.add_argument("--detector", default=_DETECTOR.detector,
+                   help="without boxes: auto (YOLOX-Nano), a YOLOX .onnx file, or none (the whole image)")
     p.add_argument("--whole-image", action="store_true", help="no detector: the whole image is one person")
-    p.add_argument("--min-box-score", type=float, default=0.0)
-    p.add_argument("--layers", default="last", help="last, all, or comma-separated layer indices")
-    p.add_argument("--heads", default="mean", help="mean, all, or one head index")
-    p.add_argument("--threshold", type=float, default=0.00075, help="hide attention below this (0 = show all)")
+    p.add_argument("--min-box-score", type=float, default=_EXPLAIN.min_box_score)
+    p.add_argument("--layers", default=_EXPLAIN.layers, help="last, all, or comma-separated layer indices")
+    p.add_argument("--heads", default=_EXPLAIN.heads, help="mean, all, or one head index")
+    p.add_argument("--threshold", type=float, default=_EXPLAIN.threshold,
+                   help="hide attention below this (0 = show all)")
     p.add_argument("--affected", type=_point, action="append", help="image point x,y whose affected area to draw")
     p.add_argument("--html", help="write the interactive page here")
     p.add_argument("--gradient", action="store_true", help="also run the gradient analysis (supplementary D)")
     p.add_argument("--no-positions", action="store_true", help="skip the position-embedding similarity figure")
-    p.add_argument("--tile-scale", type=float, default=1.0)
+    p.add_argument("--tile-scale", type=float, default=_EXPLAIN.tile_scale)
     p.add_argument("-v", "--verbose", action="store_true", help="print the summary of written files")
     p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("export", help="ONNX (checked against PyTorch) or the released .pth layout")
     p.add_argument("model", nargs="?", help="variant name (default: the one the weights hold)")
     p.add_argument("--weights", help="a registry tag or a file (default: the shipped weights)")
-    p.add_argument("--checkpoint", dest="weights", help=argparse.SUPPRESS)
     p.add_argument("--format", choices=("onnx", "pth", "safetensors"), default="onnx",
                    help="onnx, the released .pth layout, or tpose .safetensors + .json (metadata carried over)")
     p.add_argument("--half", action="store_true",
                    help="with --format safetensors: store float16 (half the size; loads back as float32)")
     p.add_argument("-o", "--output", help="output file (default: <weights name>_<H>x<W>.onnx in the working folder)")
     p.add_argument("--input-size", type=parse_size, help="HxW fixed at export (default: the model's)")
-    p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--attention", nargs="?", const="heads", default=False,
+    p.add_argument("--opset", type=int, default=_EXPORT.opset)
+    p.add_argument("--attention", nargs="?", const="heads", default=_EXPORT.attention,
                    help="also output every layer's attention maps, per head (what explain needs) or 'mean'")
     p.add_argument("--keypoint-set")
     p.add_argument("--no-verify", action="store_true", help="skip the comparison with PyTorch")
     p.add_argument("--verify-images", nargs="*",
                    help="images (or a folder) for the comparison (default: a real photo shipped with tpose)")
-    p.add_argument("--tolerance", type=float, default=1e-3, help="max decoded-keypoint difference, in heatmap pixels")
+    p.add_argument("--tolerance", type=float, default=_EXPORT.tolerance_px,
+                   help="max decoded-keypoint difference, in heatmap pixels")
     p.add_argument("--int8", action="store_true", help="also write <name>_int8.onnx: static int8 quantization "
                    "(ONNX Runtime), calibrated on --calibration and gated by the PCK@0.2 it loses on --validation")
     p.add_argument("--calibration", help="with --int8: a folder of person images (each one person), or a YAML "
@@ -448,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="PCK / COCO AP of weights on LSPET or COCO-format data")
     p.add_argument("--weights",
                    help="a tag, a .safetensors/.pth file or an .onnx export (default: the shipped weights)")
-    p.add_argument("--data", choices=("lspet", "lsp", "coco"), default="lspet",
+    p.add_argument("--data", choices=("lspet", "lsp", "coco"), default=EvalDataSpec().data,
                    help="lspet / lsp (joints.mat + images/ under --root) or any COCO-format keypoint file")
     p.add_argument("--root", help="LSPET or LSP folder (joints.mat, images/)")
     p.add_argument("--first", type=int, help="first image number (LSPET default: 9001, its validation part)")
@@ -460,19 +474,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", nargs="?", const="auto",
                    help="end to end: the predictor finds the people (YOLOX-Nano, or this .onnx), annotated persons "
                         "are matched at IoU >= 0.5, PCK of each matched one, 0 for a missed one")
-    p.add_argument("--det-size", type=int, default=416, help="with --detector: its input side (multiple of 32)")
-    p.add_argument("--det-threshold", type=float, default=0.3, help="with --detector: keep boxes scoring this")
-    p.add_argument("--min-box-score", type=float, default=0.0)
+    p.add_argument("--det-size", type=int, default=_DETECTOR.size,
+                   help="with --detector: its input side (multiple of 32)")
+    p.add_argument("--det-threshold", type=float, default=_DETECTOR.threshold,
+                   help="with --detector: keep boxes scoring this")
+    p.add_argument("--min-box-score", type=float, default=_EVAL.min_box_score)
     p.add_argument("--metric", choices=("pck", "pckh", "coco"))
     p.add_argument("--limbs", action="store_true", help="PCK over the 12 limb joints COCO and LSP share")
     p.add_argument("--no-flip", action="store_true")
     p.add_argument("--decode", choices=list_decoders(), default="dark")
     p.add_argument("--input-size", type=parse_size)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=_EVAL.batch_size)
+    p.add_argument("--device", default=_EVAL.device)
     p.add_argument("--backend", choices=("torch", "onnx", "onnxruntime"),
                    help="default: onnxruntime for an .onnx --weights, else torch")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="torch path: bf16 autocast")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default=_EVAL.settings.precision,
+                   help="torch path: bf16 autocast")
     p.add_argument("--results", help="write the COCO results JSON here")
     p.add_argument("--report", help="write the report JSON here")
     p.add_argument("--no-progress", action="store_true")

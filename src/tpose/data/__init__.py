@@ -5,7 +5,7 @@ from .coco import clean_box, load_coco, load_coco_records
 from .crop_cache import CachedCrops, CropCache
 from .dataset import TopDownDataset
 from .detections import load_detection_records
-from .image_io import ImageReadError, decode_image, image_shape, image_size, read_image
+from .image_io import ImageReadError, decode_image, image_shape, read_image
 from .keypoint_sets import COCO17, LIMB_JOINTS, LSP14, MPII16, KeypointSet, get_keypoint_set
 from .lspet import load_lspet_joints, load_lspet_records
 from .records import PersonRecord, remap_keypoints, remap_records
@@ -33,7 +33,6 @@ __all__ = [
     "get_affine_transform",
     "get_keypoint_set",
     "image_shape",
-    "image_size",
     "load_coco",
     "load_coco_records",
     "load_detection_records",

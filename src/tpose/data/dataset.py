@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,11 +49,7 @@ class TopDownDataset(Dataset):
         cache: CropCache | None = None,
         padding: float = BOX_PADDING,
         seed: int | None = None,
-        image_size: tuple[int, int] | None = None,
     ) -> None:
-        if image_size is not None:  # the former name of input_size
-            warnings.warn("TopDownDataset(image_size=) is now input_size=", DeprecationWarning, stacklevel=2)
-            input_size = image_size
         self.records = list(records)
         self.keypoint_set = get_keypoint_set(keypoint_set)
         self.codec = HeatmapCodec(tuple(input_size), sigma=float(sigma), padding=float(padding))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import cv2
@@ -48,13 +47,6 @@ def image_shape(path: str | Path) -> tuple[int, int]:
     """(height, width) of an image file, from its header (without decoding the pixels) when PIL is present."""
     width, height = _header_size(path)
     return height, width
-
-
-def image_size(path: str | Path) -> tuple[int, int]:
-    """Deprecated: (width, height) of an image file; use :func:`image_shape`, (H, W) as every size in tpose."""
-    warnings.warn("image_size() is deprecated: use image_shape(), which returns (H, W)", DeprecationWarning,
-                  stacklevel=2)
-    return _header_size(path)
 
 
 def _header_size(path: str | Path) -> tuple[int, int]:

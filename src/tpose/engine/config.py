@@ -178,7 +178,7 @@ class TrainingConfig(_Section):
     def _known_overrides(cls, value: dict[str, Any]) -> dict[str, Any]:
         known = list(ModelConfig.__dataclass_fields__)
         for key in value:
-            if key not in known and key != "image_size":  # input_size's former name, still read
+            if key not in known:
                 raise ValueError(f"unknown key {key!r}{_suggest(key, known)}; known: {', '.join(known)}")
         return value
 

@@ -25,6 +25,7 @@ from tpose.utils.modes import eval_mode
 
 from .coco_eval import coco_keypoint_eval, write_coco_results
 from .metrics import head_segment_length, joint_box_size, oks_nms, pck, rescore
+from .options import EvalSettings
 
 METRICS = ("pck", "pckh", "coco")
 BOX_LABELS = {"gt": "GT boxes", "detector": "detector boxes"}
@@ -107,37 +108,32 @@ def evaluate(
     model: nn.Module,
     loader: Iterable[Mapping[str, Any]],
     keypoint_set: KeypointSet | str,
+    settings: EvalSettings | None = None,
     *,
     data_keypoint_set: KeypointSet | str | None = None,
-    flip_test: bool = True,
-    decode: str = "dark",  # a registered decoding method (tpose.list_decoders())
-    blur_kernel: int = 11,
     device: str | torch.device = "cpu",
     boxes: Literal["gt", "detector"] = "gt",
     metrics: Sequence[str] = ("pck",),
-    joint_subset: Sequence[str] | None = None,
-    pck_threshold: float = 0.2,
     coco_gt: Any = None,
     coco_image_ids: Sequence[int] | Literal["seen", "all"] = "seen",
     results_path: str | Path | None = None,
-    rescore_thresh: float = 0.2,
-    nms_thresh: float = 0.9,
-    amp_dtype: torch.dtype | None = None,
     progress: bool = True,
 ) -> EvalReport:
     """Run ``model`` over ``loader`` (batches of top-down samples) and measure its keypoints.
 
     ``keypoint_set`` is the model's; ``data_keypoint_set`` the data's (default: the same). Joints are
     matched by name, so e.g. an LSP-14 model scores on COCO data over the joints both share.
-    ``metrics``: ``"pck"`` (PCK@``pck_threshold``, normalised by the larger side of the box of each
+    ``settings`` (see :class:`EvalSettings`): flip test, decoding, precision, PCK threshold and joints.
+    ``metrics``: ``"pck"`` (PCK@``settings.pck_threshold``, normalised by the larger side of the box of each
     person's visible joints: LSPET's convention), ``"pckh"`` (PCKh@0.5 with the neck/head-top segment)
     and ``"coco"`` (pycocotools AP/AR against ``coco_gt``, after per-person rescoring and per-image
-    OKS-NMS; needs every data keypoint from the model). ``joint_subset`` limits PCK to those names
+    OKS-NMS; needs every data keypoint from the model). ``settings.joint_subset`` limits PCK to those names
     (e.g. ``LIMB_JOINTS``). ``boxes`` says where the crops came from and is reported with the numbers;
     PCK needs GT boxes (one annotated person per crop). ``coco_image_ids`` scores only the images seen
     in ``loader`` ("seen", for subsets), every ground-truth image ("all"), or the ids given.
     ``results_path`` also writes the COCO results JSON there.
     """
+    settings = settings or EvalSettings()
     model_set = get_keypoint_set(keypoint_set)
     data_set = get_keypoint_set(data_keypoint_set) if data_keypoint_set is not None else model_set
     wanted = tuple(dict.fromkeys(m.lower() for m in metrics))
@@ -154,9 +150,9 @@ def evaluate(
         missing = [n for n in data_set.names if n not in model_set.names]
         if missing:
             raise ValueError(f"COCO AP needs a prediction for every data keypoint; the model has no {missing}")
-    pck_pairs = _joint_pairs(model_set, data_set, joint_subset) if {"pck", "pckh"} & set(wanted) else []
+    pck_pairs = _joint_pairs(model_set, data_set, settings.joint_subset) if {"pck", "pckh"} & set(wanted) else []
 
-    raw = _run_model(model, loader, model_set, flip_test, decode, blur_kernel, device, amp_dtype, progress)
+    raw = _run_model(model, loader, model_set, settings, device, progress)
     n = raw["keypoints"].shape[0]
     if raw["gt_keypoints"].shape[1:] != (data_set.num_keypoints, 3):
         raise ValueError(
@@ -165,7 +161,7 @@ def evaluate(
         )
     predictions = {
         "keypoints": raw["keypoints"],
-        "score": rescore(raw["keypoints"][..., 2], raw["box_score"], rescore_thresh),
+        "score": rescore(raw["keypoints"][..., 2], raw["box_score"], settings.rescore_threshold),
         "image_id": raw["image_id"],
         "index": raw["index"],
         "box": raw["box"],
@@ -184,14 +180,15 @@ def evaluate(
         gt_xy, gt_vis = gt[:, d_idx, :2], visible[:, d_idx]
         if "pck" in wanted:
             norm = joint_box_size(gt[..., :2], visible)  # the box of all the person's visible joints
-            joint_pck, results[f"PCK@{pck_threshold:g}"] = pck(pred_xy, gt_xy, gt_vis, norm, pck_threshold)
+            threshold = settings.pck_threshold
+            joint_pck, results[f"PCK@{threshold:g}"] = pck(pred_xy, gt_xy, gt_vis, norm, threshold)
             per_joint = {name: float(v) for (_, _, name), v in zip(pck_pairs, joint_pck, strict=True)}
         if "pckh" in wanted:
             head = head_segment_length(gt[..., :2], visible, data_set)
             _, results["PCKh@0.5"] = pck(pred_xy, gt_xy, gt_vis, head, 0.5)
     saved: Path | None = None
     if "coco" in wanted:
-        keep = _per_image_oks_nms(predictions, model_set, data_set, nms_thresh)
+        keep = _per_image_oks_nms(predictions, model_set, data_set, settings.nms_threshold)
         predictions["nms_keep"] = keep
         persons = _coco_persons(predictions, model_set, data_set, keep)
         if results_path is not None:
@@ -209,12 +206,12 @@ def evaluate(
         num_persons=n,
         num_images=len(np.unique(raw["image_id"])),
         boxes=boxes,
-        flip_test=bool(flip_test),
-        decode=decode,
+        flip_test=bool(settings.flip_test),
+        decode=settings.decode,
         keypoint_names=model_set.names,
         predictions=predictions,
         per_joint_pck=per_joint,
-        pck_threshold=pck_threshold if "pck" in wanted else None,
+        pck_threshold=settings.pck_threshold if "pck" in wanted else None,
         results_path=saved,
     )
 
@@ -241,11 +238,8 @@ def _run_model(
     model: nn.Module,
     loader: Iterable[Mapping[str, Any]],
     model_set: KeypointSet,
-    flip_test: bool,
-    decode: str,
-    blur_kernel: int,
+    settings: EvalSettings,
     device: str | torch.device,
-    amp_dtype: torch.dtype | None,
     progress: bool,
     codec: HeatmapCodec | None = None,
 ) -> dict[str, np.ndarray]:
@@ -258,6 +252,7 @@ def _run_model(
     parts: dict[str, list[np.ndarray]] = {
         k: [] for k in ("keypoints", "gt_keypoints", "image_id", "index", "box", "box_score", "center", "scale")
     }
+    amp_dtype = settings.amp_dtype
     autocast = (
         torch.autocast(device_type=dev.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
     )
@@ -273,7 +268,7 @@ def _run_model(
                     f"the model returned heatmaps of shape {tuple(heatmaps.shape)}; keypoint set "
                     f"{model_set.name!r} needs [B, {model_set.num_keypoints}, H, W]"
                 )
-            if flip_test:
+            if settings.flip_test:
                 mirrored = _heatmaps(model(images.flip(3))).float()
                 heatmaps = (heatmaps + HeatmapCodec.flip_back(mirrored, flip_index)) * 0.5
             if codec is None:
@@ -281,8 +276,8 @@ def _run_model(
             center = _np(batch["center"], np.float32)
             scale = _np(batch["scale"], np.float32)
             rotation = _np(batch["rotation"], np.float64) if "rotation" in batch else None
-            xy, scores = codec.decode_to_image(heatmaps.cpu().numpy(), center, scale, decode, rotation,
-                                               blur_kernel)
+            xy, scores = codec.decode_to_image(heatmaps.cpu().numpy(), center, scale, settings.decode,
+                                               rotation, settings.blur_kernel)
             parts["keypoints"].append(np.concatenate([xy, scores[..., None]], axis=-1))
             parts["gt_keypoints"].append(_np(batch["keypoints"], np.float32))
             parts["image_id"].append(_np(batch["image_id"], np.int64).reshape(-1))

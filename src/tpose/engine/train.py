@@ -19,7 +19,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 
-from ..data.keypoint_sets import get_keypoint_set
+from ..data.keypoint_sets import KeypointSet, get_keypoint_set
 from ..data.mixture import MixtureSampler, describe_parts
 from ..factory import resolve_device
 from ..models.checkpoint import CheckpointMismatchError, load_weights, save_weights
@@ -28,7 +28,7 @@ from ..models.imagenet_init import init_backbone_from_imagenet
 from ..models.registry import build_model
 from ..utils.cores import native_bf16
 from .builders import build_datasets
-from .config import load_config, validate_config
+from .config import EvalSection, TrainingConfig, TrainSection, load_config, validate_config
 from .distributed import (
     DistInfo,
     all_reduce_mean,
@@ -40,6 +40,7 @@ from .distributed import (
     weights_checksum,
 )
 from .evaluate import evaluate
+from .options import EvalSettings
 from .run_log import RunLog
 from .schedule import learning_rate
 from .state import load_training_state, save_training_state
@@ -124,130 +125,154 @@ def train(config: dict[str, Any] | str | Path, overrides: list[str] | None = Non
     ``config`` is a YAML path (with ``overrides``) or a dict, checked either way (``validate_config``).
     """
     cfg = validate_config(config) if isinstance(config, dict) else load_config(config, overrides)
-    tcfg, dcfg, ecfg = cfg["train"], cfg["data"], cfg["eval"]
+    checked = TrainingConfig.model_validate(cfg)  # the loop reads the typed config; checkpoints store ``cfg``
     dev = resolve_device(device)
     info = init_distributed(str(dev))
     if dev.type == "cuda" and info.enabled:
         dev = torch.device("cuda", info.local_rank)
-    if tcfg.get("threads"):
-        torch.set_num_threads(int(tcfg["threads"]))
-    out_dir = Path(cfg["output_dir"])
+    if checked.train.threads:
+        torch.set_num_threads(checked.train.threads)
+    out_dir = Path(checked.output_dir)
     log = RunLog(out_dir, enabled=info.is_main)
     try:
-        return _train(cfg, tcfg, dcfg, ecfg, dev, info, out_dir, log, resume, progress)
+        run = _Run(checked, cfg, dev, info, out_dir, log, progress)
+        return run.fit(resume)
     finally:
         log.close()
         cleanup(info)
 
 
-def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLog, resume: bool,
-           progress: bool) -> TrainResult:
-    seed = int(tcfg["seed"])
-    _seed_epoch(seed, -1, 0)  # identical initial weights on every rank
-    kpset = get_keypoint_set(cfg["keypoint_set"])
-    overrides = dict(cfg.get("model_overrides") or {})
+def _build_model(config: TrainingConfig, kpset: KeypointSet, info: DistInfo) -> torch.nn.Module:
+    """The model of the config, initialised from ImageNet or given weights as ``init`` says."""
+    overrides = dict(config.model_overrides)
     overrides.setdefault("num_keypoints", kpset.num_keypoints)
-    model = build_model(cfg["model"], **overrides)
-    init = cfg.get("init") or {}
-    if init.get("imagenet"):
-        report = init_backbone_from_imagenet(model, init["imagenet"])
+    model = build_model(config.model, **overrides)
+    if config.init.imagenet:
+        report = init_backbone_from_imagenet(model, config.init.imagenet)
         if info.is_main:
             print(report)
-    if init.get("weights"):
-        loaded = load_weights(model, init["weights"], keypoint_set=kpset, joint_map=init.get("joint_map"))
+    if config.init.weights:
+        report = load_weights(model, config.init.weights, keypoint_set=kpset, joint_map=config.init.joint_map)
         if info.is_main:
-            print(loaded.summary())
-    input_size = model.config.input_size
-    if not info.is_main:
-        barrier(info)  # let rank 0 build the crop cache first, then load it
-    data = build_datasets(cfg, kpset, input_size, is_main=info.is_main)
-    train_ds = data.train
-    if info.is_main:
-        barrier(info)
-        print(f"training on {len(train_ds)} persons from {len(data.parts)} data set(s):\n{describe_parts(data.parts)}")
+            print(report.summary())
+    return model
 
-    model.to(dev)
-    set_fast_dropout(model, bool(tcfg.get("fast_dropout", True)))
-    channels_last = bool(tcfg.get("channels_last", True))
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt_name = str(tcfg["optimizer"]).lower()
-    if opt_name == "adam":
-        optimizer = torch.optim.Adam(params, lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
-    elif opt_name == "adamw":
-        optimizer = torch.optim.AdamW(params, lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
-    else:
-        raise ValueError(f"train.optimizer must be adam or adamw, got {opt_name!r}")
-    amp_dtype = resolve_amp(tcfg["amp"], dev)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 and dev.type == "cuda" else None
 
-    start_epoch, best, best_epoch = 0, None, None
-    ckpt_path = out_dir / "last.ckpt"
-    if resume and ckpt_path.exists():
-        state = load_training_state(ckpt_path, map_location=dev)
+def _optimizer(tcfg: TrainSection, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    name = str(tcfg.optimizer).lower()
+    if name == "adam":
+        return torch.optim.Adam(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    raise ValueError(f"train.optimizer must be adam or adamw, got {name!r}")
+
+
+class _Run:
+    """One training run: the model, its optimizer and data, and the loop over epochs that checkpoints each."""
+
+    def __init__(self, config: TrainingConfig, cfg: dict[str, Any], dev: torch.device, info: DistInfo,
+                 out_dir: Path, log: RunLog, progress: bool) -> None:
+        self.config, self.cfg, self.dev, self.info = config, cfg, dev, info
+        self.out_dir, self.log, self.progress = out_dir, log, progress
+        tcfg = config.train
+        _seed_epoch(tcfg.seed, -1, 0)  # identical initial weights on every rank
+        self.kpset = get_keypoint_set(config.keypoint_set)
+        self.model = _build_model(config, self.kpset, info)
+        self.input_size = self.model.config.input_size
+        if not info.is_main:
+            barrier(info)  # let rank 0 build the crop cache first, then load it
+        self.data = build_datasets(cfg, self.kpset, self.input_size, is_main=info.is_main)
+        if info.is_main:
+            barrier(info)
+            print(f"training on {len(self.data.train)} persons from {len(self.data.parts)} data set(s):\n"
+                  f"{describe_parts(self.data.parts)}")
+        self.model.to(dev)
+        set_fast_dropout(self.model, tcfg.fast_dropout)
+        if tcfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = _optimizer(tcfg, self.params)
+        self.amp_dtype = resolve_amp(tcfg.amp, dev)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 and dev.type == "cuda" else None
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.ckpt_path = out_dir / "last.ckpt"
+        self._train_step: TrainStep | None = None
+
+    def resume(self) -> int:
+        """The epochs already done by the checkpoint in the run folder (its weights and optimizer loaded)."""
+        state = load_training_state(self.ckpt_path, map_location=self.dev)
         try:
-            load_weights(model, state["model"])
+            load_weights(self.model, state["model"])
         except CheckpointMismatchError as err:
-            raise ValueError(_resume_mismatch(ckpt_path, state.get("config"), cfg, err)) from None
-        optimizer.load_state_dict(state["optimizer"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        start_epoch, best, best_epoch = state["epoch"], state.get("best"), state.get("best_epoch")
-        if info.is_main:
-            print(f"resuming from {ckpt_path} after epoch {start_epoch}")
-    # records of epochs after the checkpoint (or of a run killed before its first one) are redone: drop them
-    log.truncate_after(start_epoch)
+            raise ValueError(_resume_mismatch(self.ckpt_path, state.get("config"), self.cfg, err)) from None
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.best, self.best_epoch = state.get("best"), state.get("best_epoch")
+        if self.info.is_main:
+            print(f"resuming from {self.ckpt_path} after epoch {state['epoch']}")
+        return int(state["epoch"])
 
-    net: torch.nn.Module = model
-    if info.enabled:
-        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    if tcfg.get("compile"):
-        net = torch.compile(net)
+    def _loader(self, sampler: MixtureSampler) -> DataLoader:
+        workers = self.config.data.workers
+        return DataLoader(self.data.train, batch_size=self.config.train.batch_size, sampler=sampler,
+                          num_workers=workers, drop_last=True, pin_memory=self.dev.type == "cuda",
+                          worker_init_fn=_worker_init if workers else None, persistent_workers=False,
+                          # fork after threads (TensorBoard writer, OpenMP, OpenCV pools) can deadlock a worker
+                          multiprocessing_context="spawn" if workers else None)
 
-    train_step = TrainStep(net, optimizer, dev, channels_last, amp_dtype, scaler, float(tcfg.get("grad_clip") or 0))
-    batch_size = int(tcfg["batch_size"])
-    sampler = MixtureSampler([len(p.records) for p in data.parts], [p.weight for p in data.parts], seed=seed,
-                             rank=info.rank, world_size=info.world_size)
-    workers = int(dcfg["workers"])
-    loader = DataLoader(train_ds, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=True,
-                        pin_memory=dev.type == "cuda", worker_init_fn=_worker_init if workers else None,
-                        persistent_workers=False,
-                        # fork after threads (TensorBoard writer, OpenMP, OpenCV pools) can deadlock a worker
-                        multiprocessing_context="spawn" if workers else None)
-    steps_per_epoch = len(loader)
-    max_steps = int(tcfg.get("max_steps_per_epoch") or 0)
-    if max_steps:
-        steps_per_epoch = min(steps_per_epoch, max_steps)
-    epochs = int(tcfg["epochs"])
-    limit_s = float(tcfg.get("time_limit_minutes") or 0) * 60
-    t_start = time.time()
-    status = "finished" if start_epoch < epochs else "resumed-finished"
-    epochs_done = start_epoch
+    def fit(self, resume: bool) -> TrainResult:
+        """Every epoch left (or until ``train.time_limit_minutes`` is spent), then the DDP replica check."""
+        tcfg, info = self.config.train, self.info
+        start_epoch = self.resume() if resume and self.ckpt_path.exists() else 0
+        # records of epochs after the checkpoint (or of a run killed before its first one) are redone: drop them
+        self.log.truncate_after(start_epoch)
+        net: torch.nn.Module = self.model
+        if info.enabled:
+            net = DistributedDataParallel(self.model, device_ids=[self.dev.index] if self.dev.type == "cuda" else None)
+        if tcfg.compile:
+            net = torch.compile(net)
+        sampler = MixtureSampler([len(p.records) for p in self.data.parts], [p.weight for p in self.data.parts],
+                                 seed=tcfg.seed, rank=info.rank, world_size=info.world_size)
+        loader = self._loader(sampler)
+        steps = min(len(loader), tcfg.max_steps_per_epoch) if tcfg.max_steps_per_epoch else len(loader)
+        limit_s = tcfg.time_limit_minutes * 60
+        t_start = time.time()
+        status = "finished" if start_epoch < tcfg.epochs else "resumed-finished"
+        epochs_done = start_epoch
+        for epoch in range(start_epoch, tcfg.epochs):
+            _seed_epoch(tcfg.seed, epoch, info.rank)
+            sampler.set_epoch(epoch)
+            record = self.train_epoch(net, loader, epoch, steps)
+            is_last = epoch + 1 == tcfg.epochs
+            out_of_time = bool(limit_s) and time.time() - t_start > limit_s
+            self.end_epoch(net, epoch, record, validate=is_last or out_of_time)
+            epochs_done = epoch + 1
+            if out_of_time and not is_last:
+                status = "paused"
+                break
+        if info.enabled:
+            self.check_replicas(net)
+        return TrainResult(self.out_dir, epochs_done, self.best, self.best_epoch, status, self.log.history())
 
-    for epoch in range(start_epoch, epochs):
-        _seed_epoch(seed, epoch, info.rank)
-        sampler.set_epoch(epoch)
-        train_ds.set_input_size(input_size_at(tcfg.get("input_sizes") or [], epoch, input_size))
-        if not workers and hasattr(train_ds, "_rng"):
+    def train_epoch(self, net: torch.nn.Module, loader: DataLoader, epoch: int, steps: int) -> dict[str, Any]:
+        """One epoch of optimisation steps; returns its log record (loss, learning rate, speed)."""
+        tcfg, info, dev, train_ds = self.config.train, self.info, self.dev, self.data.train
+        train_ds.set_input_size(input_size_at(tcfg.input_sizes, epoch, self.input_size))
+        if not self.config.data.workers and hasattr(train_ds, "_rng"):
             train_ds._rng = None  # in-process augmentation: reseed from this epoch's torch seed
         net.train()
-        loss_sum, n_seen, t0 = 0.0, 0, time.time()
-        bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", progress and info.is_main)
+        loss_sum, n_seen, t0, lr = 0.0, 0, time.time(), tcfg.lr
+        bar = _progress(steps, f"epoch {epoch + 1}/{tcfg.epochs}", self.progress and info.is_main)
         for step, batch in enumerate(loader):
-            if step >= steps_per_epoch:
+            if step >= steps:
                 break
-            lr = learning_rate(tcfg["schedule"], tcfg["lr"], tcfg["lr_end"], epoch, step, steps_per_epoch, epochs,
-                               tcfg.get("schedule_per", "epoch"), int(tcfg.get("warmup_steps") or 0))
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            try:
-                loss = train_step(batch["image"], batch["target"], batch["target_weight"])
-            except FloatingPointError as err:
-                raise FloatingPointError(f"{err} at epoch {epoch + 1}, step {step}; lower train.lr or check the "
-                                         "data") from None
-            loss_sum += loss.item() * len(batch["image"])
-            n_seen += len(batch["image"])
+            lr = learning_rate(tcfg.schedule, tcfg.lr, tcfg.lr_end, epoch, step, steps, tcfg.epochs,
+                               tcfg.schedule_per, tcfg.warmup_steps)
+            loss = self.step(net, batch, lr, f"epoch {epoch + 1}, step {step}")
+            loss_sum += loss * batch["image"].shape[0]
+            n_seen += batch["image"].shape[0]
             if bar is not None:
                 rate = n_seen * info.world_size / max(1e-9, time.time() - t0)
                 bar.set_postfix(loss=f"{loss_sum / n_seen:.6f}", lr=f"{lr:.2e}", img_s=f"{rate:.1f}")
@@ -260,57 +285,72 @@ def _train(cfg, tcfg, dcfg, ecfg, dev, info: DistInfo, out_dir: Path, log: RunLo
         record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr,
                                   "images_per_s": n_seen * info.world_size / max(1e-9, elapsed),
                                   "epoch_minutes": elapsed / 60}
-        is_last = epoch + 1 == epochs
-        out_of_time = bool(limit_s) and time.time() - t_start > limit_s
-        if train_ds.input_size != tuple(input_size):
+        if train_ds.input_size != tuple(self.input_size):
             record["input_size"] = "x".join(str(v) for v in train_ds.input_size)
+        return record
+
+    def step(self, net: torch.nn.Module, batch: dict[str, Any], lr: float, where: str) -> float:
+        """One optimisation step at learning rate ``lr`` (the engine's :class:`TrainStep`); the batch's loss."""
+        if self._train_step is None or self._train_step.net is not net:
+            tcfg = self.config.train
+            self._train_step = TrainStep(net, self.optimizer, self.dev, tcfg.channels_last, self.amp_dtype,
+                                         self.scaler, float(tcfg.grad_clip or 0))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        try:
+            loss = self._train_step(batch["image"], batch["target"], batch["target_weight"])
+        except FloatingPointError as err:
+            raise FloatingPointError(f"{err} at {where}; lower train.lr or check the data") from None
+        return loss.item()
+
+    def end_epoch(self, net: torch.nn.Module, epoch: int, record: dict[str, Any], validate: bool) -> None:
+        """Validate when due (every ``eval.every`` epochs, and when ``validate``), save the weights and the
+        training state, log the epoch."""
+        info, ecfg = self.info, self.config.eval
         metric = None
-        if data.val and ecfg.get("every") and ((epoch + 1) % int(ecfg["every"]) == 0 or is_last or out_of_time):
+        if self.data.val and ecfg.every and ((epoch + 1) % ecfg.every == 0 or validate):
             if info.is_main:
-                for i, (name, val_ds) in enumerate(data.val):
-                    value, extra = _validate(_bare(net), val_ds, kpset, ecfg, dev, progress)
+                for i, (name, val_ds) in enumerate(self.data.val):
+                    value, extra = _validate(_bare(net), val_ds, self.kpset, ecfg, self.dev, self.progress)
                     # the first validation set keeps the plain val_ keys and decides the best checkpoint
                     record.update(extra if i == 0 else {f"val_{name}_{k[4:]}": v for k, v in extra.items()})
                     metric = value if i == 0 else metric
             barrier(info)
         if info.is_main:
-            improved = metric is not None and (best is None or metric > best)
-            if improved:
-                best, best_epoch = metric, epoch + 1
-                save_weights(_bare(net), out_dir / "best.safetensors",
-                             extra_metadata=_weights_metadata(cfg, kpset, epoch + 1, record))
-            save_weights(_bare(net), out_dir / "last.safetensors",
-                         extra_metadata=_weights_metadata(cfg, kpset, epoch + 1, record))
-            record["best"] = best
-            log.epoch(record)
-            save_training_state(ckpt_path, model=_bare(net).state_dict(), optimizer=optimizer.state_dict(),
-                                scaler=scaler.state_dict() if scaler is not None else None, epoch=epoch + 1,
-                                best=best, best_epoch=best_epoch, config=cfg)
+            if metric is not None and (self.best is None or metric > self.best):
+                self.best, self.best_epoch = metric, epoch + 1
+                save_weights(_bare(net), self.out_dir / "best.safetensors",
+                             extra_metadata=_weights_metadata(self.config, self.kpset, epoch + 1, record))
+            save_weights(_bare(net), self.out_dir / "last.safetensors",
+                         extra_metadata=_weights_metadata(self.config, self.kpset, epoch + 1, record))
+            record["best"] = self.best
+            self.log.epoch(record)
+            save_training_state(self.ckpt_path, model=_bare(net).state_dict(), optimizer=self.optimizer.state_dict(),
+                                scaler=self.scaler.state_dict() if self.scaler is not None else None,
+                                epoch=epoch + 1, best=self.best, best_epoch=self.best_epoch, config=self.cfg)
             print(_epoch_line(record))
         barrier(info)
-        epochs_done = epoch + 1
-        if out_of_time and not is_last:
-            status = "paused"
-            break
-    if info.enabled:
-        # DDP keeps replicas identical by construction; check it, since a silent divergence would waste a run
-        sums = gather_floats(weights_checksum(_bare(net)), info, dev)
-        if info.is_main:
-            (out_dir / "rank_checksums.json").write_text(json.dumps(sums))
+
+    def check_replicas(self, net: torch.nn.Module) -> None:
+        """DDP keeps replicas identical by construction; check it, since a silent divergence would waste a run."""
+        sums = gather_floats(weights_checksum(_bare(net)), self.info, self.dev)
+        if self.info.is_main:
+            (self.out_dir / "rank_checksums.json").write_text(json.dumps(sums))
         if any(abs(v - sums[0]) > 1e-6 * max(1.0, abs(sums[0])) for v in sums):
             raise RuntimeError(f"ranks ended with different weights (checksums {sums})")
-    return TrainResult(out_dir, epochs_done, best, best_epoch, status, log.history())
 
 
-def _validate(model, val_ds, kpset, ecfg, dev, progress) -> tuple[float, dict[str, Any]]:
+def _validate(model: torch.nn.Module, val_ds: Any, kpset: KeypointSet, ecfg: EvalSection, dev: torch.device,
+              progress: bool) -> tuple[float, dict[str, Any]]:
     ds = val_ds
-    if ecfg.get("max_samples"):
-        ds = Subset(val_ds, range(min(len(val_ds), int(ecfg["max_samples"]))))
-    loader = DataLoader(ds, batch_size=int(ecfg["batch_size"]), shuffle=False, num_workers=0)
-    metric_name = ecfg.get("metric", "pck")
-    report = evaluate(model, loader, kpset, data_keypoint_set=val_ds.keypoint_set, flip_test=bool(ecfg["flip_test"]),
-                      decode=ecfg["decode"], device=dev, metrics=(metric_name,), joint_subset=ecfg.get("joint_subset"),
-                      amp_dtype=None, progress=False)  # float32, as `tpose eval`, so both report the same number
+    if ecfg.max_samples:
+        ds = Subset(val_ds, range(min(len(val_ds), ecfg.max_samples)))
+    loader = DataLoader(ds, batch_size=ecfg.batch_size, shuffle=False, num_workers=0)
+    metric_name = ecfg.metric
+    # float32, as `tpose eval`, so both report the same number
+    settings = EvalSettings(flip_test=ecfg.flip_test, decode=ecfg.decode, joint_subset=ecfg.joint_subset)
+    report = evaluate(model, loader, kpset, settings, data_keypoint_set=val_ds.keypoint_set, device=dev,
+                      metrics=(metric_name,), progress=False)
     extra = {f"val_{k}": v for k, v in report.metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
     prefix = {"pck": "PCK@", "coco": "AP", "pckh": "PCKh@"}.get(metric_name, metric_name)
     key = next((k for k in report.metrics if k.startswith(prefix)), prefix)
@@ -320,8 +360,9 @@ def _validate(model, val_ds, kpset, ecfg, dev, progress) -> tuple[float, dict[st
     return float(value), extra
 
 
-def _weights_metadata(cfg, kpset, epoch, record) -> dict[str, Any]:
-    return {"variant": cfg["model"], "keypoint_set": kpset.to_dict(), "epoch": epoch,
+def _weights_metadata(config: TrainingConfig, kpset: KeypointSet, epoch: int, record: dict[str, Any]
+                      ) -> dict[str, Any]:
+    return {"variant": config.model, "keypoint_set": kpset.to_dict(), "epoch": epoch,
             "metrics": {k: v for k, v in record.items() if k.startswith("val_")}}
 
 

@@ -11,7 +11,7 @@ from .attention import (
     dependency_rows,
     run_attention,
 )
-from .explain_job import run_explain
+from .explain_job import ExplainOptions, run_explain
 from .gradient import GradientCorrelation, gradient_attention_correlation
 from .html_page import PageView, write_attention_page
 from .position_maps import cosine_similarity_maps
@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "AttentionResult",
     "Crop",
+    "ExplainOptions",
     "GradientCorrelation",
     "PageView",
     "affected_columns",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from ..codecs import HEATMAP_STRIDE
 from ..data.image_io import read_image
 from ..data.keypoint_sets import KeypointSet
 from ..factory import load_pose_model
-from ..inference.detector import PersonDetector, default_detector
+from ..inference.options import DetectorOptions
 from ..inference.sources import load_detections
 from .attention import (
     DEFAULT_THRESHOLD,
@@ -98,64 +99,75 @@ def _save_maps(
     return [png, stem.with_suffix(".npy"), tokens]
 
 
+@dataclass(frozen=True)
+class ExplainOptions:
+    """What ``tpose explain`` draws, for whom, and how.
+
+    ``box``: (x, y, w, h) or a list of them; or a COCO detection-results JSON whose person boxes for this
+    file (matched by its numeric name, scores >= ``min_box_score``) are used; None: the persons ``detector``
+    finds (see :class:`~tpose.inference.options.DetectorOptions`; ``DetectorOptions(None)``: the whole image).
+    ``layers``: "last", "all" or indices; ``heads``: "mean", "all" (mean, then each head, one figure each) or
+    one index; ``threshold`` hides attention below it (None or 0: show all). ``affected``: image points whose
+    affected areas (attention columns) to draw. ``html``: path of the interactive page (all layers; heads as
+    chosen). ``gradient``: also run the gradient analysis of supplementary D. ``positions``: the
+    position-embedding similarity figure.
+    """
+
+    box: Sequence[float] | Sequence[Sequence[float]] | str | Path | None = None
+    min_box_score: float = 0.0
+    detector: DetectorOptions = field(default_factory=DetectorOptions)
+    layers: str | int | Sequence[int] = "last"
+    heads: str | int = "mean"
+    threshold: float | None = DEFAULT_THRESHOLD
+    affected: Sequence[tuple[float, float]] | None = None
+    html: str | Path | None = None
+    gradient: bool = False
+    positions: bool = True
+    tile_scale: float = 1.0
+    device: str = "cpu"
+    keypoint_set: str | Path | KeypointSet | None = None
+
+    def __post_init__(self) -> None:
+        if self.affected is not None:
+            pts = np.asarray(self.affected, dtype=np.float64)
+            if pts.ndim != 2 or pts.shape[1] != 2 or not np.isfinite(pts).all():
+                raise ValueError(f"affected must be a list of (x, y) image points, got {self.affected!r}")
+
+
 def run_explain(
     input_image: str | Path,
     output_dir: str | Path,
     model: str | Path | nn.Module | None = None,
     weights: str | Path | bool | None = None,
-    box: Sequence[float] | Sequence[Sequence[float]] | str | Path | None = None,
-    layers: str | int | Sequence[int] = "last",
-    heads: str | int = "mean",
-    threshold: float | None = DEFAULT_THRESHOLD,
-    affected: Sequence[tuple[float, float]] | None = None,
-    html: str | Path | None = None,
-    gradient: bool = False,
-    device: str = "cpu",
-    keypoint_set: str | Path | KeypointSet | None = None,
-    min_box_score: float = 0.0,
-    positions: bool = True,
-    tile_scale: float = 1.0,
-    *,
-    detector: str | Path | PersonDetector | None = "auto",
+    options: ExplainOptions | None = None,
 ) -> dict[str, Any]:
     """Explain the predictions for the people in one image; returns (and writes as summary.json) what was made.
 
-    ``box``: (x, y, w, h) or a list of them; or a COCO detection-results JSON whose person boxes for this
-    file (matched by its numeric name, scores >= ``min_box_score``) are used; None: the persons ``detector``
-    finds ("auto": YOLOX-Nano; a YOLOX .onnx path; a PersonDetector), or the whole image with
-    ``detector=None``. With several people, each gets a ``person_NN`` folder. ``layers``: "last", "all" or
-    indices; ``heads``: "mean", "all" (mean, then each head, one figure each) or one index. ``affected``:
-    image points whose affected areas (attention columns) to draw. ``html``: path of the interactive page
-    (all layers; heads as chosen). ``gradient``: also run the gradient analysis of supplementary D.
+    ``options`` (see :class:`ExplainOptions`) says whom (boxes, a detections file, the detector or the whole
+    image) and what to draw. With several people, each gets a ``person_NN`` folder.
     """
-    if affected is not None:
-        pts = np.asarray(affected, dtype=np.float64)
-        if pts.ndim != 2 or pts.shape[1] != 2 or not np.isfinite(pts).all():
-            raise ValueError(f"affected must be a list of (x, y) image points, got {affected!r}")
+    options = options or ExplainOptions()
     image_path = Path(input_image)
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    loaded = load_pose_model(model, weights, device=device,
-                             keypoint_set=keypoint_set)
+    loaded = load_pose_model(model, weights, device=options.device, keypoint_set=options.keypoint_set)
     net, model_name, kset = loaded.model, loaded.name, loaded.keypoint_set
     if not hasattr(net, "global_encoder") and not getattr(net, "attention_names", None):
         raise ValueError(f"{loaded.weights}: this ONNX export has no attention outputs, which explain needs: export "
                          "it with `tpose export --attention`, or explain the PyTorch weights")
     image = read_image(image_path)
-    finder = None
-    if box is None and detector is not None:  # the people are found as tpose predict finds them
-        finder = detector if isinstance(detector, PersonDetector) else default_detector(
-            None if str(detector) == "auto" else detector)
-    boxes = _resolve_boxes(box, image, image_path, min_box_score, finder)
+    # without boxes, the people are found as tpose predict finds them
+    finder = options.detector.build() if options.box is None else None
+    boxes = _resolve_boxes(options.box, image, image_path, options.min_box_score, finder)
     input_hw = loaded.input_size
     summary: dict[str, Any] = {
         "image": str(image_path),
         "model": model_name,
         "weights": loaded.weights,
         "input_size": list(input_hw),
-        "threshold": threshold,
-        "layers": layers if isinstance(layers, str) else np.atleast_1d(layers).tolist(),
-        "heads": heads,
+        "threshold": options.threshold,
+        "layers": options.layers if isinstance(options.layers, str) else np.atleast_1d(options.layers).tolist(),
+        "heads": options.heads,
         "persons": [],
         "files": [],
     }
@@ -164,14 +176,12 @@ def run_explain(
         folder = out_dir if len(boxes) == 1 else out_dir / f"person_{n:02d}"
         folder.mkdir(parents=True, exist_ok=True)
         crop = crop_person(image, person_box, input_hw)
-        person, att, crop_points = _explain_person(
-            net, crop, folder, kset, model_name, layers, heads, threshold, affected, gradient, tile_scale
-        )
+        person, att, crop_points = _explain_person(net, crop, folder, kset, model_name, options)
         person = {"box": [float(v) for v in person_box], "box_score": box_score, **person}
         summary["persons"].append(person)
         summary["files"].extend(person["files"])
-        if html is not None:
-            att_sel, labels = select_heads(att.attention, heads)
+        if options.html is not None:
+            att_sel, labels = select_heads(att.attention, options.heads)
             views.append(PageView(
                 label=f"person {n} box {[round(float(v), 1) for v in person_box]}",
                 image=crop.image,
@@ -184,14 +194,15 @@ def run_explain(
                 skeleton=kset.skeleton,
                 colors=kset.colors,
             ))
-    if positions:
+    if options.positions:
         tables = model_position_tables(net)
         if tables:
             files = save_position_figure(out_dir / "position_embedding.png", tables, tuple(net.position.grid_hw))
             summary["files"].extend(str(f) for f in files)
             summary["position_embedding"] = [str(f) for f in files]
-    if html is not None:
-        page = write_attention_page(html, views, threshold or 0.0, title=f"TransPose attention: {image_path.name}")
+    if options.html is not None:
+        page = write_attention_page(options.html, views, options.threshold or 0.0,
+                                    title=f"TransPose attention: {image_path.name}")
         summary["html"] = str(page)
         summary["files"].append(str(page))
     summary_path = out_dir / "summary.json"
@@ -206,21 +217,17 @@ def _explain_person(
     folder: Path,
     kset: KeypointSet,
     model_name: str,
-    layers: str | int | Sequence[int],
-    heads: str | int,
-    threshold: float | None,
-    affected: Sequence[tuple[float, float]] | None,
-    gradient: bool,
-    tile_scale: float,
+    options: ExplainOptions,
 ) -> tuple[dict[str, Any], AttentionResult, np.ndarray]:
     """One person's figures; returns its summary, its attention and its keypoints in crop pixels."""
+    layers, threshold, affected, tile_scale = options.layers, options.threshold, options.affected, options.tile_scale
     att = run_attention(net, crop.tensor)
     xy, scores = predicted_locations(att.heatmaps)
     tokens = heatmap_to_token(xy, att.heatmap_hw, att.grid_hw)
     crop_points = xy.astype(np.float64) * HEATMAP_STRIDE
     image_points = crop.crop_to_image(crop_points)
     layer_idx = select_layers(att.num_layers, layers)
-    att_sel, head_labels = select_heads(att.attention[layer_idx], heads)
+    att_sel, head_labels = select_heads(att.attention[layer_idx], options.heads)
     row_labels = [f"layer {i}" + (" (last)" if i == att.num_layers - 1 else "") for i in layer_idx]
     names = [short_name(s) for s in kset.names]
     layer_tag = layers if layers in ("last", "all") else "layers" + "-".join(str(i) for i in layer_idx)
@@ -249,7 +256,7 @@ def _explain_person(
         "keypoints": [[float(x), float(y), float(s)] for (x, y), s in zip(image_points, scores, strict=True)],
         "tokens": [int(t) for t in tokens],
     }
-    if gradient:
+    if options.gradient:
         result = gradient_attention_correlation(net, crop.tensor)
         fig = gradient_figure(crop.image, result, kset.names, crop_points, kset.skeleton, kset.colors, tile_scale)
         files.append(save_png(folder / "gradient.png", fig))

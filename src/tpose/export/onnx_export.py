@@ -386,36 +386,53 @@ def _default_output(name: str, size: tuple[int, int], attention: str | None) -> 
     return Path.cwd() / f"{name}_{size[0]}x{size[1]}{tail}.onnx"
 
 
+@dataclass(frozen=True)
+class ExportOptions:
+    """What ``tpose export`` writes and how it checks it.
+
+    ``input_size`` (H, W) is fixed in the graph (default: the model's); ``attention`` also outputs every
+    layer's attention maps ("heads" or True: per head, what explain needs; "mean"); ``keypoint_set`` refines
+    the weights' own. ``verify`` compares the decoded keypoints of the file with PyTorch's on
+    ``verify_images`` (files and/or folders; default: the real photograph tpose ships for it), within
+    ``tolerance_px`` heatmap pixels.
+    """
+
+    format: str = "onnx"
+    input_size: Sequence[int] | None = None
+    opset: int = DEFAULT_OPSET
+    attention: bool | str = False
+    exporter: str = "torchscript"
+    keypoint_set: str | Path | KeypointSet | None = None
+    verify: bool = True
+    verify_images: str | Path | Sequence[str | Path] | None = None
+    tolerance_px: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, got {self.format!r}")
+
+
 def run_export(
     model: str | Path | nn.Module | None = None,
     output: str | Path | None = None,
     weights: str | Path | bool | None = None,
-    format: str = "onnx",
-    input_size: Sequence[int] | None = None,
-    opset: int = DEFAULT_OPSET,
-    attention: bool | str = False,
-    exporter: str = "torchscript",
-    keypoint_set: str | Path | KeypointSet | None = None,
-    verify: bool = True,
-    verify_images: str | Path | Sequence[str | Path] | None = None,
-    tolerance_px: float = 1e-3,
+    options: ExportOptions | None = None,
 ) -> dict[str, Any]:
     """Everything ``tpose export`` does: load the model, export it, check it against PyTorch.
 
     ``model``/``weights`` are as for ``tpose.load_pose_model`` (both None: the shipped weights). ``output``
-    defaults to ``<weights stem>_<H>x<W>.onnx`` in the working folder. The check runs on ``verify_images``
-    (files and/or folders) or, without them, on the real photograph tpose ships for it; it raises
-    :class:`ExportCheckError` when decoded keypoints differ by more than ``tolerance_px`` heatmap pixels
-    (see :func:`check_export`). The summary's ``check`` holds every measured difference and names the
-    images used.
+    defaults to ``<weights stem>_<H>x<W>.onnx`` in the working folder. The check (see :class:`ExportOptions`)
+    raises :class:`ExportCheckError` when decoded keypoints differ by more than ``options.tolerance_px``
+    heatmap pixels (see :func:`check_export`). The summary's ``check`` holds every measured difference and
+    names the images used.
     """
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    options = options or ExportOptions()
+    input_size, opset, exporter = options.input_size, options.opset, options.exporter
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         loaded = load_pose_model(model, weights, backend="torch", input_size=tuple(input_size) if input_size else None,
-                                 keypoint_set=keypoint_set)
+                                 keypoint_set=options.keypoint_set)
     random_weights = loaded.weights is None
     if random_weights:
         warnings.warn(f"no weights given: exporting {loaded.name} with random initial weights", stacklevel=2)
@@ -423,7 +440,7 @@ def run_export(
         if "random initial weights" not in str(w.message):
             warnings.warn(w.message, w.category, stacklevel=2)
     net = loaded.model
-    mode = _attention_mode(attention)
+    mode = _attention_mode(options.attention)
     size = _model_size(net, loaded.input_size)
     stem = Path(loaded.weights).stem if loaded.weights else loaded.name
     out = Path(output) if output is not None else _default_output(stem, size, mode)
@@ -435,7 +452,7 @@ def run_export(
     summary: dict[str, Any] = {
         "output": str(out),
         "bytes": out.stat().st_size,
-        "format": format,
+        "format": options.format,
         "opset": opset,
         "exporter": exporter,
         "input": {"name": INPUT_NAME, "shape": ["batch", 3, *size]},
@@ -445,8 +462,8 @@ def run_export(
         "weights": loaded.weights,
         "check": None,
     }
-    if verify:
-        check = check_export(out, net, verify_images, tolerance_px=tolerance_px)
+    if options.verify:
+        check = check_export(out, net, options.verify_images, tolerance_px=options.tolerance_px)
         summary["check"] = check.to_dict()
         if not check.passed:
             raise ExportCheckError(f"{out}: the exported graph disagrees with PyTorch: {check.summary()}")

@@ -9,7 +9,6 @@ every joint. So the number falls both with worse poses and with missed people.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,13 +18,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..data import LIMB_JOINTS
 from ..data.keypoint_sets import KeypointSet
 from ..data.mixture import build_part
 from ..data.records import VISIBLE, PersonRecord
-from ..engine.eval_run import eval_data_spec
+from ..engine.eval_run import write_report
 from ..engine.metrics import joint_box_size, pck
-from .detector import default_detector
+from ..engine.options import EvalDataSpec, EvalOptions
+from .options import DetectorOptions, PredictorOptions
 from .predictor import PersonPose, PosePredictor
 from .tracking import box_iou
 
@@ -170,38 +169,31 @@ def evaluate_detected(
 
 def run_detected_eval(
     weights: str | Path | None = None,
-    data: str = "lspet",
-    root: str | Path | None = None,
-    first: int | None = None,
-    last: int | None = None,
-    image_ids: str | Path | list[int] | None = None,
-    ann_file: str | Path | None = None,
-    image_dir: str | Path | None = None,
-    detector: str | Path = "auto",
-    detector_size: int = 416,
-    detector_threshold: float = 0.3,
-    limbs_only: bool = False,
-    flip_test: bool = True,
-    precision: str = "fp32",
-    device: str = "cpu",
-    backend: str | None = None,
-    report_json: str | Path | None = None,
-    progress: bool = True,
+    data: EvalDataSpec | None = None,
+    options: EvalOptions | None = None,
+    detector: DetectorOptions | None = None,
 ) -> dict[str, Any]:
     """``tpose eval --detector``: the end-to-end PCK of ``weights`` on a data set's images (see the module doc);
-    the data flags are those of :func:`tpose.engine.eval_run.run_eval`."""
-    part = build_part(eval_data_spec(data, root, first, last, image_ids, ann_file, image_dir))
-    finder = default_detector(None if str(detector) == "auto" else detector, detector_size, detector_threshold)
-    predictor = PosePredictor(weights=weights, detector=finder, flip_test=flip_test, precision=precision,
-                              device=device, backend=backend)
-    report = evaluate_detected(predictor, part.records, part.keypoint_set,
-                               joint_subset=list(LIMB_JOINTS) if limbs_only else None,
-                               gt_box_scale=1.2 if data in ("lspet", "lsp") else 1.0, progress=progress)
+    ``data`` and ``options`` are those of :func:`tpose.engine.eval_run.run_eval` (its flip test, precision,
+    joints, device, backend, report file and progress), ``detector`` finds the people (default: YOLOX-Nano)."""
+    data = data or EvalDataSpec()
+    options = options or EvalOptions()
+    detector = detector or DetectorOptions()
+    if detector.whole_image:
+        raise ValueError("tpose eval --detector needs a detector (auto or a YOLOX .onnx file)")
+    settings = options.settings
+    part = build_part(data.part_spec())
+    finder = detector.build()
+    predictor = PosePredictor.from_options(
+        None, weights, PredictorOptions(device=options.device, backend=options.backend, flip_test=settings.flip_test,
+                                        precision=settings.precision), finder)
+    report = evaluate_detected(predictor, part.records, part.keypoint_set, joint_subset=settings.joint_subset,
+                               pck_threshold=settings.pck_threshold, gt_box_scale=data.gt_box_scale,
+                               progress=options.progress)
     out = report.to_dict()
-    out.update({"weights": predictor.loaded.weights, "data": data, "detector": str(finder.path),
-                "detector_size": detector_size, "detector_threshold": detector_threshold,
-                "flip_test": flip_test, "precision": precision, "summary": report.summary()})
-    if report_json:
-        Path(report_json).parent.mkdir(parents=True, exist_ok=True)
-        Path(report_json).write_text(json.dumps(out, indent=2, default=str))
+    out.update({"weights": predictor.loaded.weights, "data": data.data,
+                "detector": str(getattr(finder, "path", finder)), "detector_size": detector.size,
+                "detector_threshold": detector.threshold,
+                "flip_test": settings.flip_test, "precision": settings.precision, "summary": report.summary()})
+    write_report(out, options.report_json)
     return out

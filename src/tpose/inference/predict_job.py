@@ -6,8 +6,8 @@ boxes) while the rest finishes.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,13 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data.keypoint_sets import KeypointSet
-from ..utils.cores import native_bf16
-from .detector import PersonDetector, default_detector
+from .detector import PersonDetector
 from .draw import draw_poses
+from .options import OutputOptions, PredictOptions
 from .predictor import PersonPose, PosePredictor
 from .results import coco_absent_joints, coco_keypoint_results, image_record, video_record, write_json
-from .sources import image_id_for, load_coco_image_ids, load_detections, open_source
-from .video import PoseTracker, TrackingOptions
+from .sources import Detections, Frame, ImageSource, image_id_for, load_coco_image_ids, load_detections, open_source
+from .video import PoseTracker
 
 
 def run_predict(
@@ -31,181 +31,212 @@ def run_predict(
     output_dir: str | Path,
     model: str | Path | nn.Module | None = None,
     weights: str | Path | bool | None = None,
-    detections: str | Path | None = None,
-    det_gt: str | Path | None = None,
-    min_box_score: float = 0.0,
-    nms_threshold: float | None = 0.9,
-    draw_threshold: float = 0.3,
-    device: str = "cpu",
-    flip_test: bool | None = None,
-    save_images: bool = True,
-    save_json: bool = True,
-    coco_results: str | Path | None = None,
-    batch_size: int = 32,
-    progress: bool = True,
-    keypoint_set: str | Path | KeypointSet | None = None,
-    input_size: tuple[int, int] | None = None,
-    decode: str = "dark",
-    draw_boxes: bool = False,
-    backend: str | None = None,
-    detector: str | Path | PersonDetector | None = "auto",
-    detector_size: int = 416,
-    detector_threshold: float = 0.3,
-    tracking: TrackingOptions | None = None,
-    max_frames: int | None = None,
-    precision: str = "auto",
-    threads: int | None = None,
+    options: PredictOptions | None = None,
 ) -> dict[str, Any]:
     """Everything ``tpose predict`` does; returns the summary (``status`` 0 when everything was read).
 
     Writes ``<stem>_pose.jpg`` and ``<stem>_pose.json`` per image, or ``<stem>_pose.mp4`` and one
-    ``<stem>_pose.json`` with every frame for a video, into ``output_dir``; ``coco_results`` names an
-    optional COCO keypoint results file. Persons come from ``detections`` (a COCO detection-results file),
-    else from ``detector`` ("auto": YOLOX-Nano at ``detector_size`` keeping boxes scoring at least
-    ``detector_threshold``; a YOLOX .onnx path; a PersonDetector; None: the whole image as one person); they
-    pass OKS-NMS at ``nms_threshold`` (None: off). Videos and cameras (``webcam:N``, stopped after
-    ``max_frames``) are followed frame by frame as ``tracking`` says (ids, detection every N frames,
-    smoothing: see ``tpose.inference.video``).
+    ``<stem>_pose.json`` with every frame for a video, into ``output_dir``; ``options.output.coco_results``
+    names an optional COCO keypoint results file. Persons come from ``options.detections`` (a COCO
+    detection-results file), else from ``options.detector`` (see :class:`DetectorOptions`); they pass OKS-NMS
+    at ``options.predictor.nms_threshold`` (None: off). Videos and cameras (``webcam:N``, stopped after
+    ``options.max_frames``) are followed frame by frame as ``options.tracking`` says (ids, detection every N
+    frames, smoothing: see ``tpose.inference.video``).
 
-    ``flip_test`` and ``precision`` default (None / "auto") to the accurate path for images (flip test, fp32)
-    and the real-time path for videos and cameras: no flip test, and bf16 autocast where the CPU has native
-    bf16 (measured on the shipped weights: PCK@0.2 within 0.003 of fp32 on all three validation sets; see
-    docs/results.md); pass them to choose. The summary lists skipped files, images the detections do
-    not name, dropped boxes, images in which nobody was found, and for a video the frames read against the
-    count its container claims.
+    Flip test and precision default to the accurate path for images and the real-time path for videos and
+    cameras (see :meth:`PredictOptions.for_source`; measured on the shipped weights: bf16 PCK@0.2 within
+    0.003 of fp32 on all three validation sets, docs/results.md). The summary lists skipped files, images the
+    detections do not name, dropped boxes, images in which nobody was found, and for a video the frames read
+    against the count its container claims.
     """
+    options = options or PredictOptions()
     started = time.perf_counter()
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if detections is not None or detector is None or isinstance(detector, PersonDetector):
-        finder = None if detections is not None else detector
-    else:  # built now, so that a missing detector file fails before any work
-        finder = default_detector(None if str(detector) == "auto" else detector, detector_size, detector_threshold)
-    source = open_source(input, skip_errors=True, max_frames=max_frames)
-    real_time = source.kind == "video"
-    flip_test = (not real_time) if flip_test is None else flip_test
-    if precision == "auto":
-        precision = "bf16" if real_time and native_bf16(device) else "fp32"
-    predictor = PosePredictor(model, weights, keypoint_set=keypoint_set, device=device, input_size=input_size,
-                              flip_test=flip_test, decode=decode, batch_size=batch_size, backend=backend,
-                              detector=finder, nms_threshold=nms_threshold, precision=precision, threads=threads)
-    kset = predictor.keypoint_set
-    dets = load_detections(detections, gt_json=det_gt) if detections is not None else None
-    name_to_id = dets.name_to_id if dets is not None else (load_coco_image_ids(det_gt) if det_gt else {})
+    # the detector is built before the source opens, so that a missing detector file fails before any work
+    finder = None if options.detections is not None else options.detector.build()
+    source = open_source(input, skip_errors=True, max_frames=options.max_frames)
     is_video = source.kind == "video"
-    outputs: dict[str, Any] = {"images": [], "json": [], "video": None, "coco_results": None}
-    coco: list[dict[str, Any]] = []
-    unmatched: list[str] = []
-    no_boxes: list[str] = []
-    ids_by_order: list[str] = []
-    frames_record: list[tuple[int, list[PersonPose]]] = []
-    writer = None
-    processed = persons_total = 0
-    bar = tqdm(total=len(source) or None, disable=not progress, unit="frame" if is_video else "img", desc="predict")
-    empty_images: list[str] = []
-    follower = PoseTracker(predictor, tracking) if is_video and dets is None and finder is not None else None
+    predictor = PosePredictor.from_options(model, weights, options.for_source(real_time=is_video), finder)
+    dets = load_detections(options.detections, gt_json=options.det_gt) if options.detections is not None else None
+    follower = PoseTracker(predictor, options.tracking) if is_video and dets is None and finder is not None else None
+    written = _Outputs(out_dir, options.output, predictor.keypoint_set, source, dets,
+                       dets.name_to_id if dets is not None else (load_coco_image_ids(options.det_gt)
+                                                                 if options.det_gt else {}))
+    bar = tqdm(total=len(source) or None, disable=not options.progress, unit="frame" if is_video else "img",
+               desc="predict")
     try:
-        nms = nms_threshold if dets is not None else None
-        if follower is not None:  # frame after frame: the tracker needs each frame's people before the next
-            started_live = time.monotonic()
-            results = ((frame, follower(frame.image, frame.index, time.monotonic() - started_live if source.live
-                                        else frame.index / source.fps)) for frame in source)
-        else:
-            results = predictor.predict_frames(source, dets, min_box_score, nms)
-        for frame, persons in results:
-            if not persons and not is_video:
-                empty_images.append(frame.name)
-            processed += 1
-            persons_total += len(persons)
-            bar.n = processed + (0 if is_video else len(source.skipped))  # skipped files count as done
+        for frame, persons in _poses(predictor, source, dets, follower, options.min_box_score):
+            written.add(frame, persons)
+            bar.n = written.processed + (0 if is_video else len(source.skipped))  # skipped files count as done
             bar.refresh()
-            if dets is not None and not is_video:
-                known = dets.image_id(frame.name)
-                if known is None:
-                    unmatched.append(frame.name)  # its image id cannot be told
-                elif int(known) not in dets.boxes:
-                    no_boxes.append(frame.name)  # the detections hold no box for it
-            stem = Path(frame.name).with_suffix("").as_posix().replace("/", "__")
-            drawn = None
-            if save_images:
-                drawn = draw_poses(frame.image, persons, kset, threshold=draw_threshold, draw_boxes=draw_boxes)
-            if is_video:
-                frames_record.append((frame.index, persons))
-                if drawn is not None:
-                    if writer is None:
-                        writer, outputs["video"] = _open_video_writer(out_dir, source, drawn.shape)
-                    writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-                image_id: int | None = frame.index
-            else:
-                if drawn is not None:
-                    outputs["images"].append(str(_write_image(out_dir / f"{stem}_pose.jpg", drawn)))
-                if save_json:
-                    record = image_record(
-                        frame.name, frame.image.shape[:2], persons, kset, image_id=image_id_for(frame.name, name_to_id)
-                    )
-                    outputs["json"].append(str(write_json(out_dir / f"{stem}_pose.json", record)))
-                image_id = image_id_for(frame.name, name_to_id)
-                if image_id is None:
-                    ids_by_order.append(frame.name)
-                    image_id = processed
-            if coco_results is not None:
-                coco.extend(coco_keypoint_results(image_id, persons, keypoint_set=kset))
         if not is_video:
-            bar.n = processed + len(source.skipped)
+            bar.n = written.processed + len(source.skipped)
             bar.refresh()
     finally:
         bar.close()
-        if writer is not None:
-            writer.release()
-    if is_video and save_json:
-        stem = source.name
-        record = video_record(str(input), source.fps, source.frame_size, frames_record, kset)
-        outputs["json"].append(str(write_json(out_dir / f"{stem}_pose.json", record)))
-    if coco_results is not None:
-        outputs["coco_results"] = str(write_json(coco_results, coco, indent=None))
+        written.close()
+    written.finish(input)
+    summary = _summary(input, options, predictor, source, dets, finder, written)
+    if follower is not None:
+        summary["tracking"] = {**asdict(follower.options), "detector_runs": follower.detections_run,
+                               "tracks": follower.tracker.next_id - 1}
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    return summary
+
+
+def _poses(
+    predictor: PosePredictor,
+    source: ImageSource,
+    dets: Detections | None,
+    follower: PoseTracker | None,
+    min_box_score: float,
+) -> Iterator[tuple[Frame, list[PersonPose]]]:
+    """(frame, persons) of every readable frame: tracked frame after frame for a video with a detector (the
+    tracker needs each frame's people before the next), else batched across frames."""
+    if follower is None:
+        nms = predictor.nms_threshold if dets is not None else None
+        yield from predictor.predict_frames(source, dets, min_box_score, nms)
+        return
+    started_live = time.monotonic()
+    for frame in source:
+        at = time.monotonic() - started_live if source.live else frame.index / source.fps
+        yield frame, follower(frame.image, frame.index, at)
+
+
+@dataclass
+class _Outputs:
+    """The files of one prediction run, written frame by frame, and what the summary reports about them."""
+
+    out_dir: Path
+    options: OutputOptions
+    keypoint_set: KeypointSet
+    source: ImageSource
+    dets: Detections | None
+    name_to_id: dict[str, int]
+    files: dict[str, Any] = field(default_factory=lambda: {"images": [], "json": [], "video": None,
+                                                           "coco_results": None})
+    coco: list[dict[str, Any]] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)  # files whose image id the detections cannot tell
+    no_boxes: list[str] = field(default_factory=list)  # files whose image id has no record in the detections
+    ids_by_order: list[str] = field(default_factory=list)  # files given their position as COCO image id
+    empty_images: list[str] = field(default_factory=list)  # images in which nobody was found
+    frames: list[tuple[int, list[PersonPose]]] = field(default_factory=list)
+    processed: int = 0
+    persons: int = 0
+    writer: Any = None
+
+    @property
+    def is_video(self) -> bool:
+        return self.source.kind == "video"
+
+    def add(self, frame: Frame, persons: list[PersonPose]) -> None:
+        """Count, draw and write one frame's persons."""
+        if not persons and not self.is_video:
+            self.empty_images.append(frame.name)
+        self.processed += 1
+        self.persons += len(persons)
+        if self.dets is not None and not self.is_video:
+            known = self.dets.image_id(frame.name)
+            if known is None:
+                self.unmatched.append(frame.name)
+            elif int(known) not in self.dets.boxes:
+                self.no_boxes.append(frame.name)
+        drawn = None
+        if self.options.save_images:
+            drawn = draw_poses(frame.image, persons, self.keypoint_set, threshold=self.options.draw_threshold,
+                               draw_boxes=self.options.draw_boxes)
+        image_id = self._add_video_frame(frame, persons, drawn) if self.is_video else self._add_image(
+            frame, persons, drawn)
+        if self.options.coco_results is not None:
+            self.coco.extend(coco_keypoint_results(image_id, persons, keypoint_set=self.keypoint_set))
+
+    def _add_video_frame(self, frame: Frame, persons: list[PersonPose], drawn: np.ndarray | None) -> int:
+        self.frames.append((frame.index, persons))
+        if drawn is not None:
+            if self.writer is None:
+                self.writer, self.files["video"] = _open_video_writer(self.out_dir, self.source, drawn.shape)
+            self.writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+        return frame.index
+
+    def _add_image(self, frame: Frame, persons: list[PersonPose], drawn: np.ndarray | None) -> int:
+        stem = Path(frame.name).with_suffix("").as_posix().replace("/", "__")
+        image_id = image_id_for(frame.name, self.name_to_id)
+        if drawn is not None:
+            self.files["images"].append(str(_write_image(self.out_dir / f"{stem}_pose.jpg", drawn)))
+        if self.options.save_json:
+            record = image_record(frame.name, frame.image.shape[:2], persons, self.keypoint_set, image_id=image_id)
+            self.files["json"].append(str(write_json(self.out_dir / f"{stem}_pose.json", record)))
+        if image_id is None:
+            self.ids_by_order.append(frame.name)
+            image_id = self.processed
+        return image_id
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+
+    def finish(self, input: object) -> None:
+        """The files written once every frame is in: a video's JSON, the COCO results file."""
+        if self.is_video and self.options.save_json:
+            record = video_record(str(input), self.source.fps, self.source.frame_size, self.frames,
+                                  self.keypoint_set)
+            self.files["json"].append(str(write_json(self.out_dir / f"{self.source.name}_pose.json", record)))
+        if self.options.coco_results is not None:
+            self.files["coco_results"] = str(write_json(self.options.coco_results, self.coco, indent=None))
+
+
+def _summary(
+    input: object,
+    options: PredictOptions,
+    predictor: PosePredictor,
+    source: ImageSource,
+    dets: Detections | None,
+    finder: PersonDetector | None,
+    written: _Outputs,
+) -> dict[str, Any]:
+    """What was done, where the boxes came from, what was skipped; ``status`` 1 when anything went unread."""
+    nms = predictor.nms_threshold
     summary: dict[str, Any] = {
         "input": str(input),
         "kind": source.kind,
-        "output_dir": str(out_dir),
+        "output_dir": str(written.out_dir),
         "model": predictor.loaded.name,
         "weights": predictor.loaded.weights,
         "backend": predictor.backend,
         "flip_test": predictor.flip_test,
         "precision": predictor.precision if predictor.backend == "torch" else predictor.loaded.metadata.get(
             "precision", "fp32"),
-        "keypoint_set": kset.name,
+        "keypoint_set": written.keypoint_set.name,
         "boxes": (
-            f"detections from {detections} (score >= {min_box_score}, OKS-NMS {nms_threshold})" if dets is not None
-            else f"detector {finder!r} (OKS-NMS {nms_threshold})" if finder is not None else "whole image"
+            f"detections from {options.detections} (score >= {options.min_box_score}, OKS-NMS {nms})"
+            if dets is not None else f"detector {finder!r} (OKS-NMS {nms})" if finder is not None else "whole image"
         ),
-        "no_person": empty_images,  # images in which nobody was found
-        "processed": processed,
-        "persons": persons_total,
+        "no_person": written.empty_images,
+        "processed": written.processed,
+        "persons": written.persons,
         "skipped": [s.to_dict() for s in source.skipped],
-        "outputs": outputs,
+        "outputs": written.files,
     }
-    problems = bool(source.skipped) or processed == 0
-    if is_video:
-        summary["frames"] = {"read": processed, "claimed": len(source)}
-        if follower is not None:
-            summary["tracking"] = {**asdict(follower.options), "detector_runs": follower.detections_run,
-                                   "tracks": follower.tracker.next_id - 1}
+    problems = bool(source.skipped) or written.processed == 0
+    if written.is_video:
+        summary["frames"] = {"read": written.processed, "claimed": len(source)}
     if dets is not None:
         summary["dropped_boxes"] = {"empty": list(dets.empty_boxes), "total": dets.dropped}
-        if not is_video:
-            summary["unmatched"] = unmatched  # files whose image id the detections cannot tell: no persons
-            summary["without_detections"] = no_boxes  # files whose image id has no record in the detections
-            if processed and len(unmatched) + len(no_boxes) == processed:
-                summary["error"] = (f"none of the {processed} image(s) matches an image id of {detections} (images "
-                                    "are matched by numeric file name, or by --det-gt's file names)")
+        if not written.is_video:
+            summary["unmatched"] = written.unmatched
+            summary["without_detections"] = written.no_boxes
+            n = written.processed
+            if n and len(written.unmatched) + len(written.no_boxes) == n:
+                summary["error"] = (f"none of the {n} image(s) matches an image id of {options.detections} "
+                                    "(images are matched by numeric file name, or by --det-gt's file names)")
                 problems = True
-    if coco_results is not None:
+    if options.output.coco_results is not None:
         # COCO-17 joints this model does not predict: zeros in the results file, never made up
-        summary["coco_absent_joints"] = coco_absent_joints(kset)
-    if coco_results is not None and ids_by_order:
-        summary["ids_by_order"] = ids_by_order  # files given their position as COCO image id
+        summary["coco_absent_joints"] = coco_absent_joints(written.keypoint_set)
+        if written.ids_by_order:
+            summary["ids_by_order"] = written.ids_by_order
     summary["status"] = 1 if problems else 0
-    summary["seconds"] = round(time.perf_counter() - started, 3)
     return summary
 
 

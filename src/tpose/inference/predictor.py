@@ -20,18 +20,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..codecs import PIXEL_STD, get_decoder, normalize_batch
+from ..codecs import PIXEL_STD, normalize_batch
 from ..data.keypoint_sets import KeypointSet
 from ..engine.metrics import oks_nms, rescore
 from ..factory import load_pose_model
 from ..utils.cores import CoreBudget
-from .detector import PersonBoxes, PersonDetector, default_detector
+from .detector import PersonBoxes, PersonDetector
 from .images import as_rgb_image, check_boxes
+from .options import DetectorOptions, PredictorOptions
 from .results import person_record
 from .sources import Detections, Frame, ImageSource, load_detections, open_source
 
 # keypoints scoring above this count towards the person score (the released evaluation's value)
 PERSON_SCORE_THRESHOLD = 0.2
+_DEFAULTS = PredictorOptions()  # the one home of PosePredictor's keyword defaults
+_DETECTOR_DEFAULTS = DetectorOptions()
 
 
 @dataclass
@@ -77,36 +80,34 @@ class PosePredictor:
     exported file (``tpose export --int8``), also only when you give it. ``threads``: PyTorch intra-op
     threads; None (default) follows the cores other processes leave free (see ``CoreBudget``), which kept a
     forward pass beside one busy process at 1.5x its idle time instead of 2.9x.
+
+    The keyword defaults are :class:`~tpose.inference.options.PredictorOptions`' (their one home);
+    :meth:`from_options` builds a predictor from such an object, as the command line does.
     """
 
     def __init__(
         self,
         model: str | Path | nn.Module | None = None,
         weights: str | Path | bool | None = None,
-        keypoint_set: str | Path | KeypointSet | None = None,
-        device: str | torch.device = "cpu",
-        input_size: tuple[int, int] | None = None,
-        flip_test: bool = True,
-        decode: str = "dark",
-        batch_size: int = 32,
-        backend: str | None = None,
-        channel_order: str = "rgb",
+        keypoint_set: str | Path | KeypointSet | None = _DEFAULTS.keypoint_set,
+        device: str | torch.device = _DEFAULTS.device,
+        input_size: tuple[int, int] | None = _DEFAULTS.input_size,
+        flip_test: bool = _DEFAULTS.flip_test,
+        decode: str = _DEFAULTS.decode,
+        batch_size: int = _DEFAULTS.batch_size,
+        backend: str | None = _DEFAULTS.backend,
+        channel_order: str = _DEFAULTS.channel_order,
         *,
-        detector: str | Path | PersonDetector | None = "auto",
-        nms_threshold: float | None = 0.9,
-        precision: str = "fp32",
-        memory_format: str = "auto",
-        threads: int | None = None,
+        detector: str | Path | PersonDetector | None = _DETECTOR_DEFAULTS.detector,
+        nms_threshold: float | None = _DEFAULTS.nms_threshold,
+        precision: str = _DEFAULTS.precision,
+        memory_format: str = _DEFAULTS.memory_format,
+        threads: int | None = _DEFAULTS.threads,
     ) -> None:
-        get_decoder(decode)  # an unregistered decoding method fails here, naming the registered ones
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if channel_order not in ("rgb", "bgr"):
-            raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16' (int8: an exported file), got {precision!r}")
-        if memory_format not in ("auto", "channels_last", "contiguous"):
-            raise ValueError(f"memory_format must be auto, channels_last or contiguous, got {memory_format!r}")
+        options = PredictorOptions(keypoint_set, str(device), input_size, flip_test, decode, batch_size, backend,
+                                   channel_order, nms_threshold, precision, memory_format, threads)
+        options.check()
+        self.options = options
         loaded = load_pose_model(model, weights, backend=backend, device=device, input_size=input_size,
                                  keypoint_set=keypoint_set, threads=threads)
         self.loaded = loaded
@@ -130,18 +131,29 @@ class PosePredictor:
         if threads is not None and self.backend == "torch":
             torch.set_num_threads(int(threads))
         self._flip_index = self.keypoint_set.flip_index()
-        if isinstance(detector, str) and detector.lower() in ("none", "whole", "whole-image"):
-            detector = None
-        self._detector_spec = detector
+        self._detector_options = DetectorOptions(detector)
+        self._detector_spec = self._detector_options.detector
         self._detector: PersonDetector | None = detector if isinstance(detector, PersonDetector) else None
         self.timings: Counter[str] = Counter()  # seconds per stage since construction (see predict_rgb)
+
+    @classmethod
+    def from_options(
+        cls,
+        model: str | Path | nn.Module | None,
+        weights: str | Path | bool | None,
+        options: PredictorOptions,
+        detector: DetectorOptions | PersonDetector | None = None,
+    ) -> PosePredictor:
+        """A predictor built from typed options (what the CLI jobs do); ``detector`` None: the whole image."""
+        # built now: a missing detector file fails before the model loads
+        spec = detector.build() if isinstance(detector, DetectorOptions) else detector
+        return cls(model, weights, detector=spec, **options.as_kwargs())
 
     @property
     def detector(self) -> PersonDetector | None:
         """The person detector used where no boxes are given (built on first use); None: the whole image."""
         if self._detector is None and self._detector_spec is not None:
-            spec = self._detector_spec
-            self._detector = default_detector(None if spec == "auto" else spec)
+            self._detector = self._detector_options.build()
         return self._detector
 
     def detect(self, image: str | Path | np.ndarray) -> PersonBoxes:

@@ -13,38 +13,14 @@ runs on each person's keypoints with the frame's time stamp.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
+from .options import TrackingOptions
 from .predictor import PersonPose, PosePredictor
 from .smoothing import KeypointSmoother
 from .tracking import Tracker, box_iou
-
-
-@dataclass(frozen=True)
-class TrackingOptions:
-    """How a video is followed; the defaults are what ``tpose predict clip.mp4`` does."""
-
-    detect_every: int = 1  # run the detector on every n-th frame (1: every frame)
-    track: bool = True  # ids across frames
-    smooth: bool = True  # One-Euro smoothing of the keypoints of each track
-    # a track unseen for more frames than this is dropped (its id is not reused); 20 frames (2 s of vtest.avi)
-    # bridge a person hidden behind a post or another walker
-    max_lost_frames: int = 20
-    # a box must overlap a track's (motion-predicted) box this much to continue it: small, fast walkers
-    # overlap their last box little, and OKS of the poses separates neighbours (vtest.avi, docs/tracking.md)
-    min_iou: float = 0.1
-    predict_frames: int = 5  # a lost track's box keeps moving at its velocity for this many frames
-    oks_weight: float = 0.5  # matching cost: (1 - w) * IoU + w * OKS of the poses
-    keypoint_threshold: float = 0.3  # keypoints scoring at least this place a carried box
-    min_person_score: float = 0.15  # a carried person whose mean keypoint score is below this is lost
-    smooth_min_cutoff: float = 1.0  # One-Euro: Hz of smoothing at rest (lower: smoother, more lag)
-    smooth_beta: float = 0.05  # One-Euro: how fast the cutoff rises with speed (higher: less lag when moving)
-
-    def __post_init__(self) -> None:
-        if self.detect_every < 1:
-            raise ValueError(f"detect_every must be at least 1, got {self.detect_every}")
 
 
 def keypoint_box(person: PersonPose, threshold: float, padding: float) -> np.ndarray | None:

@@ -35,6 +35,7 @@ from .settings import (
     EXCLUSION_GROUPS,
     QUANT_FORMATS,
     CalibrationDataRequired,
+    Int8Options,
     QuantSettings,
 )
 
@@ -46,6 +47,7 @@ __all__ = [
     "QUANT_FORMATS",
     "AccuracyGate",
     "CalibrationDataRequired",
+    "Int8Options",
     "CropSet",
     "QuantSettings",
     "QuantizationReport",

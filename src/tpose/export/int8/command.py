@@ -11,7 +11,7 @@ from ...engine.config import read_yaml
 from ...factory import load_pose_model
 from ..onnx_export import export_onnx
 from .pipeline import quantize_model
-from .settings import DEFAULT_CALIBRATION_COUNT, DEFAULT_TOLERANCE
+from .settings import Int8Options
 
 
 def _fp32_file(model: str, folder: Path, attention: bool) -> Path:
@@ -40,12 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out) if args.out else None
     folder = out.parent if out is not None else Path()
     fp32 = _fp32_file(args.model, folder, args.attention)
-    report = quantize_model(
-        fp32, out, calibration=data.get("calibration"), validation=data.get("validation"),
-        calibration_count=int(data.get("calibration_count", DEFAULT_CALIBRATION_COUNT)),
-        tolerance=float(data.get("tolerance", DEFAULT_TOLERANCE)), search=not args.no_search,
-        threads=args.threads, progress=print,
-    )
+    options = Int8Options.from_data(data, search=not args.no_search, threads=args.threads)
+    report = quantize_model(fp32, out, calibration=data.get("calibration"), validation=data.get("validation"),
+                            options=options, progress=print)
     print(report.summary())
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from ...data.dataset import TopDownDataset
 from ...data.keypoint_sets import LIMB_JOINTS
 from ...data.mixture import build_part
 from ...engine.evaluate import evaluate
+from ...engine.options import EvalSettings
 from ...models.onnx_model import OnnxPoseModel
 from .calibration import is_spec, spec_label
 from .settings import DEFAULT_TOLERANCE
@@ -77,8 +78,9 @@ def measure_pck(
     net = OnnxPoseModel(model, threads=threads) if isinstance(model, (str, Path)) else model
     out = {}
     for vs in validation:
-        report = evaluate(net, vs.batches, net.keypoint_set, data_keypoint_set=vs.keypoint_set, metrics=("pck",),
-                          joint_subset=LIMB_JOINTS, flip_test=flip_test, pck_threshold=threshold, progress=False)
+        settings = EvalSettings(flip_test=flip_test, joint_subset=LIMB_JOINTS, pck_threshold=threshold)
+        report = evaluate(net, vs.batches, net.keypoint_set, settings, data_keypoint_set=vs.keypoint_set,
+                          metrics=("pck",), progress=False)
         out[vs.name] = float(report.metrics[f"PCK@{threshold:g}"])
     return out
 

@@ -18,10 +18,8 @@ from .graph import exclusion_groups, float_nodes, load_graph, preprocess, quanti
 from .search import SearchStep, search_float_nodes
 from .settings import (
     CALIBRATION_HELP,
-    DEFAULT_CALIBRATION_COUNT,
-    DEFAULT_TOLERANCE,
-    EXCLUSION_GROUPS,
     CalibrationDataRequired,
+    Int8Options,
     QuantSettings,
 )
 
@@ -112,25 +110,22 @@ def quantize_model(
     validation: Any = None,
     *,
     boxes: Sequence[Sequence[float] | None] | None = None,
-    calibration_count: int = DEFAULT_CALIBRATION_COUNT,
-    settings: QuantSettings | None = None,
-    tolerance: float = DEFAULT_TOLERANCE,
-    search: bool = True,
-    groups: Sequence[str] = EXCLUSION_GROUPS,
-    threads: int | None = None,
-    seed: int = 0,
+    options: Int8Options | None = None,
     progress: Any = None,
 ) -> QuantizationReport:
     """fp32 tpose ONNX -> int8 ONNX at ``out_path`` (default ``<stem>_int8.onnx`` beside it), gated by PCK.
 
     ``calibration``: training persons (a data set spec or list of specs, records, a folder or image files
-    with optional ``boxes``, or crops [N, 3, H, W]); ``calibration_count`` of them are drawn. Without it
-    :class:`CalibrationDataRequired` is raised. ``validation``: data set specs whose persons measure PCK@0.2
-    (12 limb joints, flip test) of the fp32 and the int8 graph; with ``search`` the nodes whose quantization
-    costs more than ``tolerance`` are kept in float (:func:`search_float_nodes`). Without validation the
-    file is written unmeasured (the report says so). ``settings`` default: QDQ, per-channel, u8 activations
-    x s8 weights, MinMax, the attention Softmax in float (measured best here, ``benchmarks/results/int8.md``).
+    with optional ``boxes``, or crops [N, 3, H, W]); ``options.calibration_count`` of them are drawn. Without
+    it :class:`CalibrationDataRequired` is raised. ``validation``: data set specs whose persons measure
+    PCK@0.2 (12 limb joints, flip test) of the fp32 and the int8 graph; with ``options.search`` the nodes
+    whose quantization costs more than ``options.tolerance`` are kept in float (:func:`search_float_nodes`).
+    Without validation the file is written unmeasured (the report says so). The default recipe
+    (``options.settings``): QDQ, per-channel, u8 activations x s8 weights, MinMax, the attention Softmax in
+    float (measured best here, ``benchmarks/results/int8.md``). ``progress``: a callable given each message.
     """
+    options = options or Int8Options()
+    threads = options.threads
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     fp32_onnx = Path(fp32_onnx)
@@ -138,12 +133,12 @@ def quantize_model(
         raise FileNotFoundError(f"{fp32_onnx}: no such ONNX file")
     if calibration is None:
         raise CalibrationDataRequired(CALIBRATION_HELP)
-    settings = settings or QuantSettings()
+    settings = options.settings
     out = Path(out_path) if out_path is not None else fp32_onnx.with_name(f"{fp32_onnx.stem}_int8.onnx")
     if out.resolve() == fp32_onnx.resolve():
         raise ValueError(f"the int8 output must not overwrite its fp32 input {fp32_onnx}")
     size = _input_size(fp32_onnx)
-    crops = calibration_crops(calibration, size, calibration_count, seed=seed, boxes=boxes)
+    crops = calibration_crops(calibration, size, options.calibration_count, seed=options.seed, boxes=boxes)
     if crops.images.shape[2:] != size:
         raise ValueError(f"calibration crops are {crops.images.shape[2:]} but the graph takes {size}")
     say(f"calibration: {crops.description}")
@@ -160,14 +155,13 @@ def quantize_model(
         if sets:
             fp32_pck = measure_pck(fp32_onnx, sets, threads)
             say("fp32 PCK@0.2: " + ", ".join(f"{k} {v:.4f}" for k, v in fp32_pck.items()))
-            if search:
-                settings, gate, steps = search_float_nodes(pre, out, crops.images, sets, settings, fp32_pck,
-                                                           tolerance, groups, calibration_cache=cache,
-                                                           threads=threads, progress=say)
+            if options.search:
+                settings, gate, steps = search_float_nodes(pre, out, crops.images, sets, fp32_pck, options,
+                                                           calibration_cache=cache, progress=say)
             else:
                 quantize_onnx(pre, out, crops, settings, cache)
                 gate = AccuracyGate(fp32_pck, measure_pck(out, sets, threads), {s.name: s.num_persons for s in sets},
-                                    tolerance)
+                                    options.tolerance)
         else:
             quantize_onnx(pre, out, crops, settings, cache)
         if settings.float_groups:  # name the groups' nodes in the report and the metadata

@@ -14,7 +14,7 @@ import numpy as np
 from ...utils.ort import session_options
 from .gate import AccuracyGate, ValidationSet, measure_pck
 from .graph import exclusion_groups, load_graph, quantize_onnx
-from .settings import DEFAULT_TOLERANCE, EXCLUSION_GROUPS, QuantSettings
+from .settings import Int8Options, QuantSettings
 
 # ------------------------------------------------------------------------------------------------ search
 
@@ -94,27 +94,25 @@ def search_float_nodes(
     out_path: str | Path,
     crops: np.ndarray,
     validation: Sequence[ValidationSet],
-    settings: QuantSettings,
     fp32_pck: Mapping[str, float],
-    tolerance: float = DEFAULT_TOLERANCE,
-    groups: Sequence[str] = EXCLUSION_GROUPS,
-    max_single_nodes: int = 16,
-    prune: bool = True,
+    options: Int8Options | None = None,
     calibration_cache: str | Path | None = None,
-    threads: int | None = None,
     progress: Any = None,
 ) -> tuple[QuantSettings, AccuracyGate, list[SearchStep]]:
-    """Quantize, measure, and keep more nodes in float until every validation set loses at most ``tolerance``.
+    """Quantize, measure, and keep more nodes in float until every validation set loses at most
+    ``options.tolerance``, starting from the recipe ``options.settings``.
 
-    Order: everything quantized; then the ``groups`` of :func:`exclusion_groups` one after another
+    Order: everything quantized; then ``options.groups`` of :func:`exclusion_groups` one after another
     (cumulative); then single nodes by the output error they add (:func:`node_errors`), doubling the
-    number kept float each step up to ``max_single_nodes``. With ``prune``, groups added before the one that
-    passed are re-quantized one at a time where the gate still passes. ``out_path`` ends with the chosen
-    graph. The gate is met or the last (most float) try is returned with ``passed`` False.
+    number kept float each step up to ``options.max_single_nodes``. With ``options.prune``, groups added before
+    the one that passed are re-quantized one at a time where the gate still passes. ``out_path`` ends with the
+    chosen graph. The gate is met or the last (most float) try is returned with ``passed`` False.
     """
+    options = options or Int8Options()
+    settings, tolerance, threads = options.settings, options.tolerance, options.threads
     say = progress or (lambda _msg: None)
     available = exclusion_groups(model_path)
-    unknown = [g for g in groups if g not in available]
+    unknown = [g for g in options.groups if g not in available]
     if unknown:
         raise ValueError(f"unknown exclusion groups {unknown}; known: {list(available)}")
     steps: list[SearchStep] = []
@@ -134,7 +132,7 @@ def search_float_nodes(
     settings = replace(settings, float_groups=())  # now listed in ``kept``, so that the report names them
     added_groups: list[str] = []
     gate = attempt(kept, "")
-    for group in groups:
+    for group in options.groups:
         if gate.passed:
             break
         nodes = [n for n in available[group] if n not in kept]
@@ -144,7 +142,7 @@ def search_float_nodes(
         added_groups.append(group)
         gate = attempt(kept, f"group {group}")
     count = 1
-    while not gate.passed and count <= max_single_nodes:
+    while not gate.passed and count <= options.max_single_nodes:
         rise = [n for n, _ in _error_rise(model_path, node_errors(model_path, out_path, crops[:16], threads))
                 if n not in kept]
         if not rise:
@@ -153,7 +151,7 @@ def search_float_nodes(
         kept += chosen
         gate = attempt(kept, "nodes " + ", ".join(chosen))
         count *= 2
-    if gate.passed and prune and len(added_groups) > 1:
+    if gate.passed and options.prune and len(added_groups) > 1:
         for group in added_groups[:-1]:
             trial = [n for n in kept if n not in available[group]]
             trial_gate = attempt(trial, f"re-quantize group {group}")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 QUANT_FORMATS = ("qdq", "qoperator")
@@ -94,3 +95,37 @@ def ort_method(name: str) -> Any:
 
     return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
             "percentile": CalibrationMethod.Percentile}[name]
+
+
+@dataclass(frozen=True)
+class Int8Options:
+    """How :func:`~tpose.export.int8.quantize_model` calibrates, searches and gates.
+
+    ``calibration_count`` crops are drawn (with ``seed``) from the calibration data; ``settings`` is the recipe
+    tried first; with ``search`` the ``groups`` of nodes, then up to ``max_single_nodes`` single nodes, are
+    kept in float until no validation set loses more than ``tolerance`` PCK@0.2 (``prune``: groups added
+    before the one that passed are re-quantized where the gate still passes).
+    """
+
+    settings: QuantSettings = field(default_factory=QuantSettings)
+    calibration_count: int = DEFAULT_CALIBRATION_COUNT
+    tolerance: float = DEFAULT_TOLERANCE
+    search: bool = True
+    groups: Sequence[str] = EXCLUSION_GROUPS
+    max_single_nodes: int = 16
+    prune: bool = True
+    threads: int | None = None
+    seed: int = 0
+
+    @classmethod
+    def from_data(
+        cls, data: Mapping[str, Any] | None, calibration_count: int | None = None, tolerance: float | None = None,
+        **chosen: Any,
+    ) -> Int8Options:
+        """Options from an int8 data YAML (its ``calibration_count:`` and ``tolerance:``), where the values given
+        here (not None) win; ``chosen`` sets other fields."""
+        data = data or {}
+        defaults = cls()
+        count = calibration_count or int(data.get("calibration_count", defaults.calibration_count))
+        gate = tolerance if tolerance is not None else float(data.get("tolerance", defaults.tolerance))
+        return cls(calibration_count=count, tolerance=gate, **chosen)
