@@ -49,12 +49,48 @@ def _make_files(tmp: Path) -> dict[str, str]:
         {"image_id": 785, "category_id": 1, "bbox": [5, 5, 0, 30], "score": 0.8}]))
     (tmp / "typo.yaml").write_text("train:\n  epoch: 1\n")
     (tmp / "ten.yaml").write_text("train:\n  epochs: ten\n")
+    for side in ("a", "b"):  # two inputs named alike in different folders
+        (tmp / side).mkdir()
+        (tmp / side / "photo.jpg").write_bytes(PHOTO.read_bytes())
+    _training_files(tmp)
     (tmp / "folder").mkdir()
     (tmp / "folder" / "a.jpg").write_bytes(PHOTO.read_bytes())
     (tmp / "folder" / "b.jpg").write_bytes(b"not a jpeg")
     return {k: str(tmp / k) for k in ("r_a3.pth", "tiny.safetensors", "tiny_64x48.onnx", "cut.onnx", "clip.avi",
                                       "cut.avi", "dets_none.json", "dets_empty.json", "typo.yaml", "ten.yaml",
-                                      "folder")}
+                                      "folder", "a", "b", "overlap.yaml", "invisible.yaml")}
+
+
+def _training_files(tmp: Path) -> None:
+    """A two-image COCO set validated on itself (overlap.yaml) and an LSPET file whose every joint is marked
+    invisible (invisible.yaml), for a tiny model."""
+    import yaml
+    from scipy.io import savemat
+
+    (tmp / "coco").mkdir()
+    points = [[300 + 8 * (k % 5), 80 + 18 * k, 2] for k in range(17)]
+    images, anns = [], []
+    for i in (1, 2):
+        (tmp / "coco" / f"{i:012d}.jpg").write_bytes(PHOTO.read_bytes())
+        images.append({"id": i, "file_name": f"{i:012d}.jpg", "width": 640, "height": 425})
+        anns.append({"id": i, "image_id": i, "category_id": 1, "iscrowd": 0, "bbox": [277, 46, 225, 334],
+                     "area": 75000, "num_keypoints": 17, "keypoints": [v for p in points for v in p]})
+    (tmp / "coco.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": [
+        {"id": 1, "name": "person"}]}))
+    coco = {"type": "coco", "ann_file": str(tmp / "coco.json"), "image_dir": str(tmp / "coco")}
+    tiny = {"num_layers": 1, "d_model": 32, "num_heads": 2, "dim_feedforward": 64, "input_size": [64, 48]}
+    base = {"model": "transpose_r_a3", "model_overrides": tiny, "output_dir": str(tmp / "run"),
+            "train": {"epochs": 1, "batch_size": 2, "amp": "off", "threads": 1}}
+    (tmp / "overlap.yaml").write_text(yaml.safe_dump({**base, "keypoint_set": "coco17", "data": {
+        "train": [{**coco, "name": "people"}], "val": [{**coco, "name": "people-val"}], "workers": 0}}))
+    (tmp / "lspet" / "images").mkdir(parents=True)
+    for i in (1, 2):
+        (tmp / "lspet" / "images" / f"im{i:05d}.jpg").write_bytes(PHOTO.read_bytes())
+    joints = np.zeros((14, 3, 2))
+    joints[:, :2] = 100.0
+    savemat(str(tmp / "lspet" / "joints.mat"), {"joints": joints})
+    (tmp / "invisible.yaml").write_text(yaml.safe_dump({**base, "keypoint_set": "lsp14", "data": {
+        "train": [{"type": "lspet", "root": str(tmp / "lspet"), "first": 1, "last": 2}], "val": [], "workers": 0}}))
 
 
 def _cases(f: dict[str, str]) -> list[tuple[str, list[str]]]:
@@ -85,6 +121,11 @@ def _cases(f: dict[str, str]) -> list[tuple[str, list[str]]]:
                                                "--no-progress"]),
         ("an unknown model name", ["predict", photo, "--model", "transpose_r_a5"]),
         ("a missing weights file", ["predict", photo, "--weights", "nowhere.safetensors"]),
+        ("two inputs with the same file name in different folders",
+         ["predict", f["a"] + "/photo.jpg", f["b"] + "/photo.jpg", "--weights", f["tiny.safetensors"], "--whole-image",
+          "--no-progress"]),
+        ("a validation set equal to the training set", ["train", f["overlap.yaml"], "--no-progress"]),
+        ("an LSPET file whose every joint is marked invisible", ["train", f["invisible.yaml"], "--no-progress"]),
     ]
 
 
@@ -109,7 +150,8 @@ def main() -> None:
             "Every case below was run through the real command line by `python scripts/bad_inputs.py` (made-up "
             "files in a temporary folder; `<tmp>` stands for it; `TPOSE_OFFLINE=1`). Exit code 2 is an error "
             "that stopped the job, 1 a job that finished but skipped or missed something, 0 success. Each case "
-            "also has a test in `tests/test_hardening.py` (or `tests/test_train_mixture.py` for configs).", "",
+            "also has a test in `tests/test_hardening.py`, `tests/test_hardening_outputs.py`, "
+            "`tests/test_hardening_training.py` (or `tests/test_train_mixture.py` for configs).", "",
             "| bad input | command | exit | what tpose printed |", "|---|---|---|---|"]
     text += [f"| {t} | {c} | {e} | {m} |" for t, c, e, m in rows]
     out.write_text("\n".join(text) + "\n")

@@ -35,8 +35,10 @@ def test_two_data_sets_two_validation_sets_and_progressive_resizing(tmp_path: Pa
     order = list(reversed(keep))
     b = _renamed(write_coco_dataset(tmp_path / "b", num_images=4, seed=2), [COCO17.names[i] for i in order], order)
     cfg = tiny_train_config(a, tmp_path / "run", epochs=2)
-    cfg["data"]["train"] = [{"type": "coco", "name": "a", **a}, {"type": "coco", "name": "b", "weight": 2.0, **b}]
-    cfg["data"]["val"] = [{"type": "coco", "name": "a", **a}, {"type": "coco", "name": "b", **b}]
+    cfg["data"]["train"] = [{"type": "coco", "name": "a", "exclude_image_ids": [8], **a},
+                            {"type": "coco", "name": "b", "weight": 2.0, "exclude_image_ids": [4], **b}]
+    cfg["data"]["val"] = [{"type": "coco", "name": "a", "image_ids": [8], **a},
+                          {"type": "coco", "name": "b", "image_ids": [4], **b}]
     cfg["train"]["input_sizes"] = [[1, [32, 24]], [2, [64, 48]]]
     result = train(cfg, progress=False)
     first, second = result.history

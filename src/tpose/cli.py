@@ -27,7 +27,7 @@ from .export.onnx_export import ExportOptions, run_export
 from .factory import load_pose_model, shipped_weights
 from .inference.end_to_end import run_detected_eval
 from .inference.options import DetectorOptions, OutputOptions, PredictOptions, PredictorOptions, TrackingOptions
-from .inference.predict_job import run_predict
+from .inference.predict_job import run_predict, summary_notes
 from .models.checkpoint import save_released_layout, save_weights
 from .models.complexity import format_info, model_info
 from .utils.sizes import parse_size
@@ -151,6 +151,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
               f"{', '.join(str(i) for i in empty[:10])}{' ...' if len(empty) > 10 else ''})", file=sys.stderr)
     if summary.get("error"):
         print(f"tpose predict: error: {summary['error']}", file=sys.stderr)
+    for note in summary_notes(summary):  # renamed outputs, earlier outputs left out, Ctrl-C
+        print(f"tpose predict: {note}", file=sys.stderr)
     return int(summary["status"])
 
 

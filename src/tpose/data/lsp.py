@@ -34,6 +34,10 @@ def load_lsp_records(root: str | Path, first: int = 1, last: int = NUM_IMAGES) -
     n = joints.shape[0]
     if not 1 <= first <= last <= n:
         raise ValueError(f"LSP image range {first}..{last} is outside 1..{n} ({root / 'joints.mat'})")
+    if (joints[first - 1:last, :, 2] > 0).all():
+        raise ValueError(f"{root / 'joints.mat'}: every joint of images {first}..{last} is flagged occluded, so none "
+                         "would be scored; LSP's third row flags occluded joints (1 = occluded), the inverse of "
+                         "LSPET's: for a file in LSPET's convention (1 = visible) use type: lspet")
     records = []
     for number in range(first, last + 1):
         path = lsp_image_path(root, number)

@@ -75,6 +75,11 @@ def load_lspet_records(root: str | Path, first: int = TRAIN_RANGE[0], last: int 
     n = joints.shape[0]
     if not 1 <= first <= last <= n:
         raise ValueError(f"LSPET image range {first}..{last} is outside 1..{n}")
+    if not (joints[first - 1:last, :, 2] > 0).any():
+        raise ValueError(f"{root / 'joints.mat'}: every joint of images {first}..{last} is marked invisible, so "
+                         "there is nothing to train or score on; check the file (LSPET's third row is 1 for a "
+                         "visible joint), and for the original LSP, whose third row flags occluded joints, use "
+                         "type: lsp")
     records = []
     for number in range(first, last + 1):
         path = lspet_image_path(root, number)

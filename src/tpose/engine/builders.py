@@ -43,5 +43,33 @@ def build_datasets(cfg: dict[str, Any], keypoint_set: KeypointSet, input_size: t
     val = []
     for spec in dcfg.get("val") or []:
         part = build_part(spec)
+        check_no_overlap(parts, part)
         val.append((part.name, TopDownDataset(part.records, part.keypoint_set, input_size, train=False, **common)))
     return TrainingData(train=train, parts=parts, val=val)
+
+
+def check_no_overlap(train_parts: list[DataPart], val: DataPart) -> None:
+    """Refuse a validation set that shares images with the training set: ``best.safetensors`` would be picked
+    on images the model was trained on. Images are compared by their resolved paths."""
+    seen = {_image_key(r.image_path) for r in val.records}
+    clashes = []
+    for part in train_parts:
+        shared = seen & {_image_key(r.image_path) for r in part.records}
+        if shared:
+            clashes.append((part.name, shared))
+    if clashes:
+        total = len(set().union(*(shared for _, shared in clashes)))
+        which = ", ".join(f"{name!r} ({len(shared)})" for name, shared in clashes)
+        example = sorted(clashes[0][1])[0]
+        raise ValueError(
+            f"validation set {val.name!r} shares {total} of its {len(seen)} images with training set(s) {which}, "
+            f"e.g. {example}: the best checkpoint would be picked on training images. Give them disjoint images: "
+            "first/last ranges (LSPET: train 1-9000, val 9001-10000), or image_ids on the validation set and the "
+            "same list as exclude_image_ids on the training set")
+
+
+def _image_key(path: str) -> str:
+    try:
+        return str(Path(path).resolve())
+    except OSError:
+        return path

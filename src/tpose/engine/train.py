@@ -41,7 +41,7 @@ from .distributed import (
 )
 from .evaluate import evaluate
 from .options import EvalSettings
-from .run_log import RunLog
+from .run_log import RunLock, RunLog
 from .schedule import learning_rate
 from .state import load_training_state, save_training_state
 from .step import TrainStep
@@ -133,12 +133,22 @@ def train(config: dict[str, Any] | str | Path, overrides: list[str] | None = Non
     if checked.train.threads:
         torch.set_num_threads(checked.train.threads)
     out_dir = Path(checked.output_dir)
-    log = RunLog(out_dir, enabled=info.is_main)
+    # one writer per run folder: a second run refuses before it opens a log (rank 0 holds it for all ranks)
     try:
-        run = _Run(checked, cfg, dev, info, out_dir, log, progress)
-        return run.fit(resume)
+        lock = RunLock(out_dir).acquire() if info.is_main else None
+    except OSError:
+        cleanup(info)
+        raise
+    try:
+        log = RunLog(out_dir, enabled=info.is_main)
+        try:
+            run = _Run(checked, cfg, dev, info, out_dir, log, progress)
+            return run.fit(resume)
+        finally:
+            log.close()
     finally:
-        log.close()
+        if lock is not None:
+            lock.release()
         cleanup(info)
 
 

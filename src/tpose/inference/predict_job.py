@@ -6,6 +6,7 @@ boxes) while the rest finishes.
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,13 +18,28 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data.keypoint_sets import KeypointSet
+from ..utils.files import atomic_write
 from .detector import PersonDetector
 from .draw import draw_poses
 from .options import OutputOptions, PredictOptions
 from .predictor import PersonPose, PosePredictor
 from .results import coco_absent_joints, coco_keypoint_results, image_record, video_record, write_json
-from .sources import Detections, Frame, ImageSource, image_id_for, load_coco_image_ids, load_detections, open_source
+from .sources import (
+    Detections,
+    Frame,
+    ImageFiles,
+    ImageSource,
+    image_id_for,
+    load_coco_image_ids,
+    load_detections,
+    open_source,
+)
 from .video import PoseTracker
+
+# the JPEG comment that marks every image ``tpose predict`` draws, so that a second run into the input folder
+# leaves its own outputs alone (a user's file that merely ends in ``_pose.jpg`` is still predicted)
+OUTPUT_MARK = b"tpose predict"
+INTERRUPTED = 130  # the status of a run stopped by Ctrl-C (128 + SIGINT), as shells report it
 
 
 def run_predict(
@@ -36,7 +52,11 @@ def run_predict(
     """Everything ``tpose predict`` does; returns the summary (``status`` 0 when everything was read).
 
     Writes ``<stem>_pose.jpg`` and ``<stem>_pose.json`` per image, or ``<stem>_pose.mp4`` and one
-    ``<stem>_pose.json`` with every frame for a video, into ``output_dir``; ``options.output.coco_results``
+    ``<stem>_pose.json`` with every frame for a video, into ``output_dir``. Inputs whose stems clash (``a/photo.jpg``
+    and ``b/photo.jpg``) keep the folder that tells them apart (``a__photo_pose.*``; see :func:`output_stems`),
+    listed in the summary's ``renamed``; images tpose itself drew (a JPEG comment marks them) are left out of a
+    folder or list and counted in ``own_outputs``. Ctrl-C stops the run with everything done so far written (a
+    video's JSON holds the frames done) and ``status`` 130. ``options.output.coco_results``
     names an optional COCO keypoint results file. Persons come from ``options.detections`` (a COCO
     detection-results file), else from ``options.detector`` (see :class:`DetectorOptions`); they pass OKS-NMS
     at ``options.predictor.nms_threshold`` (None: off). Videos and cameras (``webcam:N``, stopped after
@@ -52,19 +72,26 @@ def run_predict(
     options = options or PredictOptions()
     started = time.perf_counter()
     out_dir = Path(output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot create the output folder {out_dir} ({err.strerror}): give a folder you "
+                      "can write to with -o") from None
     # the detector is built before the source opens, so that a missing detector file fails before any work
     finder = None if options.detections is not None else options.detector.build()
     source = open_source(input, skip_errors=True, max_frames=options.max_frames)
+    own_outputs = _leave_out_own_outputs(source)
     is_video = source.kind == "video"
     predictor = PosePredictor.from_options(model, weights, options.for_source(real_time=is_video), finder)
     dets = load_detections(options.detections, gt_json=options.det_gt) if options.detections is not None else None
     follower = PoseTracker(predictor, options.tracking) if is_video and dets is None and finder is not None else None
     written = _Outputs(out_dir, options.output, predictor.keypoint_set, source, dets,
                        dets.name_to_id if dets is not None else (load_coco_image_ids(options.det_gt)
-                                                                 if options.det_gt else {}))
+                                                                 if options.det_gt else {}),
+                       stems=output_stems(source, out_dir) if isinstance(source, ImageFiles) else {})
     bar = tqdm(total=len(source) or None, disable=not options.progress, unit="frame" if is_video else "img",
                desc="predict")
+    interrupted = False
     try:
         for frame, persons in _poses(predictor, source, dets, follower, options.min_box_score):
             written.add(frame, persons)
@@ -73,16 +100,45 @@ def run_predict(
         if not is_video:
             bar.n = written.processed + len(source.skipped)
             bar.refresh()
+    except KeyboardInterrupt:  # Ctrl-C: keep what is done (the video's JSON, the COCO results) and say so
+        interrupted = True
     finally:
         bar.close()
         written.close()
-    written.finish(input)
+    written.finish(input, interrupted)
     summary = _summary(input, options, predictor, source, dets, finder, written)
+    if own_outputs:
+        summary["own_outputs"] = own_outputs
+    if written.renamed:
+        summary["renamed"] = written.renamed
+    if interrupted:
+        summary["interrupted"] = True
+        summary["status"] = INTERRUPTED
     if follower is not None:
         summary["tracking"] = {**asdict(follower.options), "detector_runs": follower.detections_run,
                                "tracks": follower.tracker.next_id - 1}
     summary["seconds"] = round(time.perf_counter() - started, 3)
     return summary
+
+
+def summary_notes(summary: dict[str, Any]) -> list[str]:
+    """The lines ``tpose predict`` prints about renamed outputs, left-out earlier outputs and an interruption."""
+    notes = []
+    renamed = summary.get("renamed") or {}
+    if renamed:
+        shown = ", ".join(f"{k} -> {v}.*" for k, v in list(renamed.items())[:4]) + (" ..." if len(renamed) > 4 else "")
+        notes.append(f"{len(renamed)} input(s) share their name with another input (or their outputs would "
+                     f"overwrite one): their outputs keep a folder name, the extension or a number: {shown}")
+    own = summary.get("own_outputs") or []
+    if own:
+        shown = ", ".join(Path(p).name for p in own[:4]) + (" ..." if len(own) > 4 else "")
+        notes.append(f"left out {len(own)} image(s) that tpose predict drew earlier: {shown}")
+    if summary.get("interrupted"):
+        done = f"{summary['processed']} frame(s)" if summary.get("kind") == "video" else (
+            f"{summary['processed']} image(s)")
+        notes.append(f"interrupted: the outputs of the {done} done are written to {summary['output_dir']}; run the "
+                     "same command again for the rest")
+    return notes
 
 
 def _poses(
@@ -122,6 +178,8 @@ class _Outputs:
     ids_by_order: list[str] = field(default_factory=list)  # files given their position as COCO image id
     empty_images: list[str] = field(default_factory=list)  # images in which nobody was found
     frames: list[tuple[int, list[PersonPose]]] = field(default_factory=list)
+    stems: dict[int, str] = field(default_factory=dict)  # output stem of each input image, by its position
+    renamed: dict[str, str] = field(default_factory=dict)  # input -> its outputs' stem, where the plain one clashed
     processed: int = 0
     persons: int = 0
     writer: Any = None
@@ -131,7 +189,16 @@ class _Outputs:
         return self.source.kind == "video"
 
     def add(self, frame: Frame, persons: list[PersonPose]) -> None:
-        """Count, draw and write one frame's persons."""
+        """Draw and write one frame's persons, then count them (so that a run stopped by Ctrl-C in between
+        reports only what it wrote)."""
+        drawn = None
+        if self.options.save_images:
+            drawn = draw_poses(frame.image, persons, self.keypoint_set, threshold=self.options.draw_threshold,
+                               draw_boxes=self.options.draw_boxes)
+        image_id = self._add_video_frame(frame, persons, drawn) if self.is_video else self._add_image(
+            frame, persons, drawn)
+        if self.options.coco_results is not None:
+            self.coco.extend(coco_keypoint_results(image_id, persons, keypoint_set=self.keypoint_set))
         if not persons and not self.is_video:
             self.empty_images.append(frame.name)
         self.processed += 1
@@ -142,28 +209,22 @@ class _Outputs:
                 self.unmatched.append(frame.name)
             elif int(known) not in self.dets.boxes:
                 self.no_boxes.append(frame.name)
-        drawn = None
-        if self.options.save_images:
-            drawn = draw_poses(frame.image, persons, self.keypoint_set, threshold=self.options.draw_threshold,
-                               draw_boxes=self.options.draw_boxes)
-        image_id = self._add_video_frame(frame, persons, drawn) if self.is_video else self._add_image(
-            frame, persons, drawn)
-        if self.options.coco_results is not None:
-            self.coco.extend(coco_keypoint_results(image_id, persons, keypoint_set=self.keypoint_set))
 
     def _add_video_frame(self, frame: Frame, persons: list[PersonPose], drawn: np.ndarray | None) -> int:
-        self.frames.append((frame.index, persons))
         if drawn is not None:
             if self.writer is None:
                 self.writer, self.files["video"] = _open_video_writer(self.out_dir, self.source, drawn.shape)
             self.writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+        self.frames.append((frame.index, persons))
         return frame.index
 
     def _add_image(self, frame: Frame, persons: list[PersonPose], drawn: np.ndarray | None) -> int:
-        stem = Path(frame.name).with_suffix("").as_posix().replace("/", "__")
+        stem = self.stems.get(frame.index) or _plain_stem(frame.name)
+        if stem != _plain_stem(frame.name):
+            self.renamed[str(frame.path or frame.name)] = f"{stem}_pose"
         image_id = image_id_for(frame.name, self.name_to_id)
         if drawn is not None:
-            self.files["images"].append(str(_write_image(self.out_dir / f"{stem}_pose.jpg", drawn)))
+            self.files["images"].append(str(_write_image(self.out_dir / f"{stem}_pose.jpg", drawn, frame.name)))
         if self.options.save_json:
             record = image_record(frame.name, frame.image.shape[:2], persons, self.keypoint_set, image_id=image_id)
             self.files["json"].append(str(write_json(self.out_dir / f"{stem}_pose.json", record)))
@@ -176,11 +237,13 @@ class _Outputs:
         if self.writer is not None:
             self.writer.release()
 
-    def finish(self, input: object) -> None:
-        """The files written once every frame is in: a video's JSON, the COCO results file."""
+    def finish(self, input: object, interrupted: bool = False) -> None:
+        """The files written once every frame is in (or once Ctrl-C stopped the run: then the frames done, with
+        ``"interrupted": true`` in a video's JSON): a video's JSON, the COCO results file."""
         if self.is_video and self.options.save_json:
+            extra = {"interrupted": True} if interrupted else {}
             record = video_record(str(input), self.source.fps, self.source.frame_size, self.frames,
-                                  self.keypoint_set)
+                                  self.keypoint_set, **extra)
             self.files["json"].append(str(write_json(self.out_dir / f"{self.source.name}_pose.json", record)))
         if self.options.coco_results is not None:
             self.files["coco_results"] = str(write_json(self.options.coco_results, self.coco, indent=None))
@@ -240,16 +303,145 @@ def _summary(
     return summary
 
 
-def _write_image(path: Path, rgb: np.ndarray) -> Path:
-    ok = cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+def _plain_stem(name: str) -> str:
+    """The outputs' stem of an input named ``name`` (a path in a folder keeps its subfolders, joined by ``__``)."""
+    return Path(name).with_suffix("").as_posix().replace("/", "__")
+
+
+def output_stems(source: ImageFiles, out_dir: Path) -> dict[int, str]:
+    """The stem of each input's outputs, by position, such that no two inputs write the same file and no output
+    overwrites an input.
+
+    An input keeps its plain stem unless another one has it: then the clashing inputs keep as many of their
+    folders as tell them apart (``a/photo.jpg`` -> ``a__photo``), else their extension (``photo.png`` ->
+    ``photo_png``), else (the same file twice) a number (``photo_2``). A number is also added where the
+    outputs would land on an input of this run (``-o`` the input folder, which holds ``x.jpg`` and the user's
+    own ``x_pose.jpg``).
+    """
+    names = [_input_name(source, p) for p in source.paths]
+    stems = [_plain_stem(n) for n in names]
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, stem in enumerate(stems):
+        groups[stem.casefold()].append(i)  # casefold: photo.jpg and Photo.png clash on macOS and Windows
+    for members in groups.values():
+        if len(members) > 1:
+            for i, stem in zip(members, _distinct_stems([source.paths[i] for i in members], stems[members[0]]),
+                               strict=True):
+                stems[i] = stem
+    inputs = {_resolved(p) for p in source.paths}
+    taken: set[str] = set()
+    out: dict[int, str] = {}
+    for i, stem in enumerate(stems):
+        chosen, n = stem, 1
+        while chosen.casefold() in taken or _resolved(out_dir / f"{chosen}_pose.jpg") in inputs:
+            n += 1
+            chosen = f"{stem}_{n}"
+        taken.add(chosen.casefold())
+        out[i] = chosen
+    return out
+
+
+def _input_name(source: ImageFiles, path: Path) -> str:
+    """The name of ``path`` in the summary and the JSON: relative to the folder given, else the file name."""
+    if source.root is not None:
+        try:
+            return path.relative_to(source.root).as_posix()
+        except ValueError:
+            pass
+    return path.name
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except OSError:  # a loop of symbolic links: compare it as given
+        return path
+
+
+def _distinct_stems(paths: list[Path], stem: str) -> list[str]:
+    """Stems for inputs that share ``stem``: the fewest trailing folders that tell the files apart, else the
+    extension; the same file given twice gets the same stem here (numbered afterwards)."""
+    files = list(dict.fromkeys(_resolved(p) for p in paths))  # distinct files, in order
+    chosen = [stem] * len(files)
+    folders = [f.parent.parts for f in files]
+    for depth in range(1, max(len(f) for f in folders) + 1):
+        tried = ["__".join([*f[-depth:], stem]).replace("/", "") for f in folders]
+        if len({t.casefold() for t in tried}) == len(tried):
+            chosen = tried
+            break
+    else:
+        tried = [f"{stem}_{f.suffix.lstrip('.')}" for f in files]
+        if len({t.casefold() for t in tried}) == len(tried):
+            chosen = tried
+    by_file = dict(zip(files, chosen, strict=True))
+    return [by_file[_resolved(p)] for p in paths]
+
+
+def _leave_out_own_outputs(source: ImageSource) -> list[str]:
+    """Drop the images tpose drew (see :data:`OUTPUT_MARK`) from a folder or a list of files; their names.
+
+    A single image given on its own is predicted whatever it is: the user asked for it by name.
+    """
+    if not isinstance(source, ImageFiles) or source.kind == "image":
+        return []
+    own = [p for p in source.paths if is_tpose_output(p)]
+    if own and len(own) == len(source.paths):
+        where = source.root if source.root is not None else "the files given"
+        raise ValueError(f"{where}: every image here ({len(own)}) was drawn by tpose predict (e.g. {own[0].name}); "
+                         "give the folder or files of the original images")
+    if own:
+        drop = set(own)
+        source.paths = [p for p in source.paths if p not in drop]
+    return [str(p) for p in own]
+
+
+def is_tpose_output(path: str | Path) -> bool:
+    """Whether ``path`` is a JPEG that ``tpose predict`` drew: its comment segment starts with :data:`OUTPUT_MARK`
+    (read from the first few KB; any other file, or one that cannot be read, is not)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False  # the reader reports it when it comes to it
+    if head[:2] != b"\xff\xd8":
+        return False
+    at = 2
+    while at + 4 <= len(head) and head[at] == 0xFF:
+        marker, length = head[at + 1], int.from_bytes(head[at + 2:at + 4], "big")
+        if marker == 0xFE:
+            return head[at + 4:at + 4 + len(OUTPUT_MARK)] == OUTPUT_MARK
+        if marker in (0xDA, 0xD9):  # the image data or its end: no comment before it
+            return False
+        at += 2 + length
+    return False
+
+
+def _marked_jpeg(bgr: np.ndarray, note: str) -> bytes:
+    """The JPEG of ``bgr`` with a comment segment (``OUTPUT_MARK`` and ``note``) after its JFIF header."""
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
     if not ok:
-        raise OSError(f"{path}: could not write the image")
-    return path
+        raise ValueError(f"OpenCV could not encode a {bgr.shape} image as JPEG")
+    data = buf.tobytes()
+    text = (OUTPUT_MARK + b": poses drawn on " + note.encode("utf-8", "replace"))[:60000]
+    at = 2
+    if data[2:4] == b"\xff\xe0":  # JFIF's APP0 must stay first
+        at = 4 + int.from_bytes(data[4:6], "big")
+    return data[:at] + b"\xff\xfe" + (len(text) + 2).to_bytes(2, "big") + text + data[at:]
+
+
+def _write_image(path: Path, rgb: np.ndarray, input_name: str) -> Path:
+    data = _marked_jpeg(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), input_name)
+    try:
+        return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    except OSError as err:
+        raise OSError(err.errno, f"{path}: could not write the drawn image ({err.strerror or err}): check that the "
+                      "folder is writable and has space, or give another -o") from None
 
 
 def _open_video_writer(out_dir: Path, source: Any, shape: tuple[int, ...]) -> tuple[Any, str]:
     path = out_dir / f"{source.name}_pose.mp4"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(source.fps), (shape[1], shape[0]))
     if not writer.isOpened():
-        raise OSError(f"{path}: OpenCV cannot write an mp4v video here")
+        raise OSError(f"{path}: OpenCV cannot write an mp4v video here (a folder you cannot write to, or an OpenCV "
+                      "built without video writing): give another -o, or --no-images to write the JSON only")
     return writer, str(path)
