@@ -27,7 +27,8 @@ import pytest
 import tpose
 from tpose.factory import shipped_weights
 from tpose.models.checkpoint import save_released_layout
-from tpose.models.registry import build_model
+from tpose.models.variants import build_model
+from tpose.weights import catalog
 
 SRC = Path(tpose.__file__).resolve().parent
 RESOLUTION = ("tpose.factory", "tpose.weights.", "tpose.models.checkpoint", "tpose.models.diagnosis")
@@ -110,7 +111,7 @@ def test_a_file_that_fits_resolves_in_one_pass(how: str, shipped: Path) -> None:
     assert "tpose.models.diagnosis" not in steps, _why(entries, stays)
     assert all(n == 1 for n in steps.values()), _why(entries, stays)
     if how in ("tag", "variant and tag"):  # a tag passes the catalog, the fetch and the file search once each
-        assert {"tpose.weights.registry", "tpose.weights.download", "tpose.weights.files"} <= set(steps)
+        assert {"tpose.weights.catalog", "tpose.weights.download", "tpose.weights.files"} <= set(steps)
 
 
 def test_a_file_that_does_not_fit_asks_the_diagnosis_once(tmp_path: Path) -> None:
@@ -136,9 +137,7 @@ def test_a_file_that_does_not_fit_asks_the_diagnosis_once(tmp_path: Path) -> Non
 
 def test_the_count_sees_back_and_forth() -> None:
     """The counter itself: a module called three times from outside is entered three times; calls inside, once."""
-    from tpose.weights import registry
-
-    entries, stays = trace(lambda: [registry.offline_mode() for _ in range(3)])
-    assert entries["tpose.weights.registry"] == 3
-    entries, _ = trace(lambda: registry.find(SHIPPED_TAG))
-    assert entries["tpose.weights.registry"] == 1 and entries["tpose.models.registry"] == 1
+    entries, _ = trace(lambda: [catalog.offline_mode() for _ in range(3)])
+    assert entries["tpose.weights.catalog"] == 3
+    entries, _ = trace(lambda: catalog.find(SHIPPED_TAG))
+    assert entries["tpose.weights.catalog"] == 1 and entries["tpose.models.variants"] == 1

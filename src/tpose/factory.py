@@ -43,11 +43,11 @@ from .models.checkpoint import (
     variant_name,
 )
 from .models.onnx_model import OnnxPoseModel
-from .models.registry import build_model, list_variants
 from .models.transpose import TransPose
+from .models.variants import build_model, list_variants
+from .weights.catalog import WeightsEntry, find
 from .weights.download import fetch, with_note
 from .weights.files import cache_path, get_weights, shipped_file, variants_with_weights
-from .weights.registry import WeightsEntry, find
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
 ONNX_SUFFIX = ".onnx"

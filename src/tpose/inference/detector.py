@@ -29,8 +29,8 @@ import numpy as np
 from ..utils.boxes import nms
 from ..utils.cores import usable_cores
 from ..utils.ort import create_session
+from ..weights.catalog import YOLOX_NANO
 from ..weights.download import resolve_file
-from ..weights.registry import YOLOX_NANO
 
 YOLOX_STRIDES = (8, 16, 32)
 YOLOX_COLUMNS = 85  # 4 box + 1 objectness + 80 COCO classes

@@ -46,8 +46,8 @@ from .diagnosis import (
     variant_name,
 )
 from .position_encoding import grid_candidates, resize_learnable, sine_grid
-from .registry import get_config
 from .transpose import TransPose
+from .variants import get_config
 
 log = logging.getLogger(__name__)
 

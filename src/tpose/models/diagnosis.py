@@ -17,8 +17,8 @@ import torch
 from .backbones import backbone_info, list_backbones
 from .config import ModelConfig
 from .position_encoding import grid_candidates, sine_grid
-from .registry import get_config, variant_configs
 from .transpose import TransPose
+from .variants import get_config, variant_configs
 
 StateDict = dict[str, torch.Tensor]
 

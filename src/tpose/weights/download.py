@@ -36,8 +36,8 @@ import torch
 
 from ..models.checkpoint import BuildSpec, CheckpointError, CheckpointMismatchError, load_model
 from ..utils.files import file_mode
+from .catalog import ENV_BASE_URL, ENV_OFFLINE, FileEntry, WeightsEntry, offline_mode
 from .files import ENV_WEIGHTS_DIR, cache_path, find_local, get_weights, package_file, shipped_tag
-from .registry import ENV_BASE_URL, ENV_OFFLINE, FileEntry, WeightsEntry, offline_mode
 
 log = logging.getLogger(__name__)
 

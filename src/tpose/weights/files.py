@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..models.checkpoint import CheckpointError, read_metadata
-from .registry import FileEntry, WeightsEntry, default_entry, list_weights, lookup, offline_mode
+from .catalog import FileEntry, WeightsEntry, default_entry, list_weights, lookup, offline_mode
 
 ENV_WEIGHTS_DIR = "TPOSE_WEIGHTS_DIR"
 

@@ -1,6 +1,6 @@
 """Which trained weights exist for each model variant, where they come from and what they reach.
 
-The architecture registry (``tpose.models.registry``) knows architectures; this one knows weights, one
+The architecture registry (``tpose.models.variants``) knows architectures; this one knows weights, one
 :class:`WeightsEntry` per (variant, tag): the paper's released COCO checkpoints, downloaded from the
 ``Hub`` release of its GitHub repository, and the weights tpose ships inside the package. Every
 accuracy says whether it was published or measured by us, on which data and with which boxes. Other
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..models.registry import list_variants
+from ..models.variants import list_variants
 
 RELEASE_BASE_URL = "https://github.com/yangsenius/TransPose/releases/download/Hub"
 ENV_BASE_URL = "TPOSE_WEIGHTS_BASE_URL"
