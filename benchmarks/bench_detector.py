@@ -48,7 +48,7 @@ from common import busy_core, fmt, machine_info, markdown_table, write_json, wri
 from tpose.data.image_io import read_image
 from tpose.data.lspet import load_lspet_records
 from tpose.inference.detector import PersonBoxes, PersonDetector, YoloxDetector
-from tpose.inference.tracking import box_iou
+from tpose.utils.boxes import box_iou, enlarge_box
 from tpose.utils.cores import usable_cores
 from tpose.utils.machine import cpu_features
 
@@ -105,13 +105,6 @@ def coco_targets(
             ignore_crowd=np.asarray([bool(a["iscrowd"]) for a in others], bool),
         ))
     return images
-
-
-def enlarge_box(box: np.ndarray, factor: float) -> np.ndarray:
-    """An (x, y, w, h) box scaled by ``factor`` about its centre."""
-    x, y, w, h = (float(v) for v in box)
-    cx, cy = x + w / 2, y + h / 2
-    return np.array([cx - w * factor / 2, cy - h * factor / 2, w * factor, h * factor])
 
 
 def lspet_targets(

@@ -24,7 +24,7 @@ reference plus levers, joined with ``+``:
   at ``--bf16-sizes``.
 - ``compile``: ``torch.compile`` of the model; the first compiled step (tracing and code generation for
   forward and backward) is timed separately from the steady state, under ``--compile-timeout``.
-- ``default``: what ``tpose train`` does on this machine (``tpose.engine.config.DEFAULTS``: channels_last,
+- ``default``: what ``tpose train`` does on this machine (``tpose.engine.train_config.DEFAULTS``: channels_last,
   fused attention, ``resolve_amp("auto", cpu)``, compile off).
 
 ``reference`` and ``default`` are always timed; ``--levers`` adds configurations (default: each lever alone
@@ -65,8 +65,8 @@ from report import record_load_after, write_report
 from step_timing import StepPlan, not_timed_here, time_steps
 from train_report import goal_text, judge_goals, markdown
 
-from tpose.engine.config import DEFAULTS
 from tpose.engine.train import resolve_amp
+from tpose.engine.train_config import DEFAULTS
 from tpose.models import list_variants
 from tpose.utils.machine import cpu_features
 from tpose.utils.sizes import format_size, parse_size

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from tpose.engine.config import DEFAULTS
 from tpose.engine.step import TrainStep
 from tpose.engine.train import resolve_amp
+from tpose.engine.train_config import DEFAULTS
 from tpose.models.dropout import set_fast_dropout
 from tpose.models.encoder import SelfAttention
 

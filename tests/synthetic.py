@@ -61,7 +61,7 @@ def write_coco_dataset(root: Path, num_images: int = 12, size: tuple[int, int] =
 def tiny_train_config(data: dict, out_dir: Path, epochs: int = 2, **train: Any) -> dict:
     """A training config for a model small enough to train in seconds on one CPU thread; validated on a data set
     of its own (written beside ``out_dir``), since training refuses a validation set that shares its images."""
-    from tpose.engine.config import load_config
+    from tpose.engine.train_config import load_config
 
     cfg = load_config(None)
     cfg["model"] = "transpose_r_a3"

@@ -175,6 +175,6 @@ def test_the_checks_can_fail(name: str) -> None:
     if name == "cycle":
         assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     else:
-        tree = ast.parse("def f():\n    from tpose.models import registry\n")
+        tree = ast.parse("def f():\n    from tpose.models import variants\n")
         inner = tree.body[0].body[0]
-        assert _targets("tpose.cli", inner) == ["tpose.models.registry"]
+        assert _targets("tpose.cli", inner) == ["tpose.models.variants"]

@@ -91,7 +91,7 @@ def test_eval_on_real_detector_boxes_says_which_boxes(tmp_path, capsys):
 
 
 def test_pretrained_by_tag_from_a_local_weights_dir(tmp_path, monkeypatch):
-    from tpose.weights.registry import RELEASED_FILES
+    from tpose.weights.catalog import RELEASED_FILES
 
     torch.manual_seed(1)
     released = tpose.create_model("transpose_r_a3")

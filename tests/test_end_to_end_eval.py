@@ -12,8 +12,9 @@ import pytest
 from tpose.cli import main
 from tpose.data.keypoint_sets import get_keypoint_set
 from tpose.data.records import VISIBLE, PersonRecord
-from tpose.inference.end_to_end import enlarge_box, evaluate_detected, match_by_score
+from tpose.inference.end_to_end import evaluate_detected, match_by_score
 from tpose.inference.predictor import PersonPose
+from tpose.utils.boxes import enlarge_box
 
 from .conftest import DETECTOR, LSPET, needs_detector, needs_lspet
 

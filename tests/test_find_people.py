@@ -20,7 +20,7 @@ from tpose.inference.predictor import PersonPose
 from tpose.inference.video import agreement, keypoint_box
 from tpose.weights import download as wdownload
 from tpose.weights import files as wfiles
-from tpose.weights.registry import YOLOX_NANO
+from tpose.weights.catalog import YOLOX_NANO
 
 from .conftest import COCO_DET, DETECTOR, VIDEO, needs_coco_det, needs_detector, needs_video
 from .test_weights_download import _Server

@@ -17,11 +17,11 @@ from tpose.inference.detector import (
     YoloxDetector,
     decode_yolox,
     letterbox,
-    nms,
     parse_input_size,
     yolox_grid,
     yolox_rows,
 )
+from tpose.utils.boxes import nms
 
 from .conftest import COCO_DET, DETECTOR, needs_coco_det, needs_detector
 

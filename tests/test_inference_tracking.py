@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tpose.inference.smoothing import KeypointSmoother, OneEuroFilter
-from tpose.inference.tracking import Tracker, box_iou
+from tpose.inference.tracking import Tracker
+from tpose.utils.boxes import box_iou
 
 from .conftest import DETECTOR, VIDEO, needs_detector, needs_video
 
@@ -303,3 +304,14 @@ def test_keypoint_smoother_switch_and_low_scores() -> None:
     assert 0 < out[1, 0] < 31
     with pytest.raises(ValueError, match="repeated track ids"):
         sm.smooth([1, 1], np.stack([_pose(0), _pose(1)]), 0.1)
+
+
+def test_one_box_module_serves_detector_tracker_and_evaluation() -> None:
+    """The detector's NMS, the tracker's IoU and the evaluation's enlargement are the same functions."""
+    from tpose.inference import detector, end_to_end, tracking, video
+    from tpose.utils import boxes
+
+    assert tracking.box_iou is video.box_iou is end_to_end.box_iou is boxes.box_iou
+    assert detector.nms is boxes.nms and end_to_end.enlarge_box is boxes.enlarge_box
+    np.testing.assert_allclose(boxes.xyxy_to_xywh(np.array([[10, 20, 30, 25], [5, 5, 1, 1]])),
+                               [[10, 20, 20, 5], [5, 5, 0, 0]])

@@ -13,8 +13,8 @@ from torch import nn
 
 import tpose
 from tpose.cli import build_parser
-from tpose.engine.config import ConfigError, validate_config
 from tpose.engine.train import train
+from tpose.engine.train_config import ConfigError, validate_config
 from tpose.explain.attention import run_attention
 from tpose.export.onnx_export import export_onnx
 from tpose.models.imagenet_init import init_backbone_from_imagenet

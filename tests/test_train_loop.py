@@ -14,10 +14,10 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tpose.engine.config import load_config, parse_override
 from tpose.engine.distributed import weights_checksum
 from tpose.engine.schedule import learning_rate
 from tpose.engine.train import train
+from tpose.engine.train_config import load_config, parse_override
 from tpose.models.checkpoint import load_model
 
 from .conftest import REPO

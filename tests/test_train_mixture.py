@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tpose.data.keypoint_sets import COCO17
-from tpose.engine.config import ConfigError, load_config, validate_config
 from tpose.engine.train import input_size_at, train
+from tpose.engine.train_config import ConfigError, load_config, validate_config
 
 from .synthetic import tiny_train_config, write_coco_dataset
 

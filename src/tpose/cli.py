@@ -17,10 +17,10 @@ from .bench.speed import PRECISIONS, SpeedOptions, format_speed, measure_speed, 
 from .codecs import list_decoders
 from .data import LIMB_JOINTS
 from .demo import SHIPPED, DemoOptions, WeightsChoice, launch_app
-from .engine.config import read_yaml
 from .engine.eval_run import run_eval
 from .engine.options import EvalDataSpec, EvalOptions, EvalSettings
 from .engine.train import train
+from .engine.train_config import read_yaml
 from .explain import ExplainOptions, run_explain
 from .export.int8 import CalibrationDataRequired, Int8Options, quantize_model
 from .export.onnx_export import ExportOptions, run_export

@@ -43,11 +43,11 @@ from .models.checkpoint import (
     variant_name,
 )
 from .models.onnx_model import OnnxPoseModel
-from .models.registry import build_model, list_variants
 from .models.transpose import TransPose
-from .weights.download import build_spec, fetch, with_note
-from .weights.files import cache_path, get_weights, shipped_tag, variants_with_weights
-from .weights.registry import WeightsEntry, list_weights, lookup, tag_owners, tags
+from .models.variants import build_model, list_variants
+from .weights.catalog import WeightsEntry, find
+from .weights.download import fetch, with_note
+from .weights.files import cache_path, get_weights, shipped_file, variants_with_weights
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
 ONNX_SUFFIX = ".onnx"
@@ -93,24 +93,7 @@ def locate(weights: str | Path | bool, model: str | None = None, **fetch_options
         return Located(path)
     if _is_path(weights):
         raise FileNotFoundError(f"{text}: no such weights file")
-    variant, tag = text.split(":", 1) if ":" in text else (model, text)
-    if model is not None and variant != model:
-        raise ValueError(f"model {model!r} was asked for, but the weights {text!r} are {variant} weights: drop "
-                         f"--model/model=, or give {model} weights")
-    if variant is None:
-        owners = tag_owners(text)
-        if len(owners) != 1:
-            known = sorted({e.tag for e in list_weights()})
-            raise ValueError(f"weights {text!r}: " + (f"several models have this tag ({', '.join(owners)}); name one "
-                             f"(e.g. {owners[0]}:{text} or --model {owners[0]})" if owners else
-                             f"no such file, and not a weights tag (known tags: {', '.join(known)})"))
-        variant = owners[0]
-    if variant not in list_variants():
-        raise ValueError(f"unknown model {variant!r}; available: {', '.join(list_variants())}")
-    if tag not in tags(variant):
-        known = ", ".join(tags(variant)) or "none"
-        raise ValueError(f"{text}: no such weights file, and not a weights tag of {variant} (its tags: {known})")
-    entry = lookup(variant, tag)
+    entry = find(text, model)  # the catalog settles variant and tag in one call
     return Located(fetch(entry, **fetch_options), entry)
 
 
@@ -118,13 +101,13 @@ def _build(found: Located, asked: str | None = None, overrides: Mapping[str, Any
     """File -> its metadata -> model, strictly loaded; a file of another variant than asked (or than its tag
     names) is refused, naming the variant it holds."""
     over = dict(overrides or {})
-    spec = build_spec(found.entry, **over) if found.entry is not None else BuildSpec(asked, overrides=over)
-    cached = found.entry is not None and found.path == cache_path(found.entry)
+    entry = found.entry  # a tag's entry says what a file without metadata is (build_spec's rule, without a call)
+    spec = BuildSpec(entry.variant, dict(entry.model_overrides), over) if entry else BuildSpec(asked, overrides=over)
     try:
         return load_model(found.path, spec=spec)
     except VariantMismatchError as err:
         if err.found is None or err.found == err.asked:
-            raise _cache_note(err, found.path) if cached else err from None
+            raise _cache_note(err, found) from None
         if found.entry is not None:
             raise ValueError(f"weights {found.entry.name!r} are {err.asked} weights, but the file found for them, "
                              f"{found.path}, holds {err.found} weights: delete or replace that file (a download puts "
@@ -132,11 +115,14 @@ def _build(found: Located, asked: str | None = None, overrides: Mapping[str, Any
         raise ValueError(f"model {err.asked!r} was asked for, but {found.path} holds {err.found} weights: drop "
                          f"--model/model= to use the file's own architecture, or give {err.asked} weights") from None
     except CheckpointError as err:
-        raise _cache_note(err, found.path) if cached else err from None
+        raise _cache_note(err, found) from None
 
 
-def _cache_note(err: CheckpointError, path: Path) -> CheckpointError:
-    return with_note(err, f"\n  (cached file {path}: delete it to download it again)")
+def _cache_note(err: CheckpointError, found: Located) -> CheckpointError:
+    """A file from the download cache that does not load: say so, and how to get it again (asked only on error)."""
+    if found.entry is None or found.path != cache_path(found.entry):
+        return err
+    return with_note(err, f"\n  (cached file {found.path}: delete it to download it again)")
 
 
 def create_model(name: str, weights: str | Path | bool | Mapping[str, Any] | None = None,
@@ -190,10 +176,10 @@ def shipped_weights(variant: str | None = None) -> Path:
     decides it.
     """
     variant = variant or DEFAULT_MODEL
-    tag = shipped_tag(variant)
-    if tag is None:
+    path = shipped_file(variant)
+    if path is None:
         raise FileNotFoundError(f"no weights ship with tpose for {variant}: pass --weights (see `tpose weights`)")
-    return fetch(lookup(variant, tag), offline=True)
+    return path
 
 
 # --------------------------------------------------------------------------------------------- the loader

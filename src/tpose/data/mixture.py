@@ -59,7 +59,7 @@ def read_image_ids(value: str | Path | Sequence[int] | None, where: str) -> set[
 
 
 def load_part_records(spec: Mapping[str, Any]) -> tuple[list[PersonRecord], KeypointSet, dict[str, int]]:
-    """The records of one data set spec in its own keypoint set (see ``tpose.engine.config.DataSetConfig``),
+    """The records of one data set spec in its own keypoint set (see ``tpose.engine.train_config.DataSetConfig``),
     with counts of what the loader kept and skipped."""
     kind = spec["type"]
     if kind in ("lspet", "lsp"):

@@ -1,4 +1,4 @@
-"""Data sets from the ``data`` section of a checked training config (see ``tpose.engine.config``)."""
+"""Data sets from the ``data`` section of a checked training config (see ``tpose.engine.train_config``)."""
 
 from __future__ import annotations
 

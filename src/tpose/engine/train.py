@@ -25,10 +25,9 @@ from ..factory import resolve_device
 from ..models.checkpoint import CheckpointMismatchError, load_weights, save_weights
 from ..models.dropout import set_fast_dropout
 from ..models.imagenet_init import init_backbone_from_imagenet
-from ..models.registry import build_model
+from ..models.variants import build_model
 from ..utils.cores import native_bf16
 from .builders import build_datasets
-from .config import EvalSection, TrainingConfig, TrainSection, load_config, validate_config
 from .distributed import (
     DistInfo,
     all_reduce_mean,
@@ -45,6 +44,7 @@ from .run_log import RunLock, RunLog
 from .schedule import learning_rate
 from .state import load_training_state, save_training_state
 from .step import TrainStep
+from .train_config import EvalSection, TrainingConfig, TrainSection, load_config, validate_config
 
 
 @dataclass

@@ -26,10 +26,11 @@ from typing import Any, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from ..utils.boxes import nms
 from ..utils.cores import usable_cores
 from ..utils.ort import create_session
+from ..weights.catalog import YOLOX_NANO
 from ..weights.download import resolve_file
-from ..weights.registry import YOLOX_NANO
 
 YOLOX_STRIDES = (8, 16, 32)
 YOLOX_COLUMNS = 85  # 4 box + 1 objectness + 80 COCO classes
@@ -155,30 +156,6 @@ def yolox_rows(input_size: int | Sequence[int], strides: tuple[int, ...] = YOLOX
     """How many rows YOLOX outputs at this input size (3,549 at 416; 2,100 at 320; 8,400 at 640)."""
     h, w = parse_input_size(input_size)
     return sum((h // s) * (w // s) for s in strides)
-
-
-def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Greedy non-maximum suppression: indices of the kept boxes, best score first.
-
-    A box is dropped when its IoU with a better kept box exceeds ``iou_threshold``. Vectorised per kept box,
-    which is plenty for the tens of candidates left after the score threshold.
-    """
-    boxes = np.asarray(boxes_xyxy, dtype=np.float32).reshape(-1, 4)
-    order = np.argsort(-np.asarray(scores, dtype=np.float32), kind="stable")
-    x1, y1, x2, y2 = boxes.T
-    areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    keep: list[int] = []
-    while order.size:
-        i = int(order[0])
-        keep.append(i)
-        rest = order[1:]
-        iw = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
-        ih = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
-        inter = iw * ih
-        union = areas[i] + areas[rest] - inter
-        iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-        order = rest[iou <= iou_threshold]
-    return np.asarray(keep, dtype=np.int64)
 
 
 def decode_yolox(

@@ -24,18 +24,11 @@ from ..data.records import VISIBLE, PersonRecord
 from ..engine.eval_run import write_report
 from ..engine.metrics import joint_box_size, pck
 from ..engine.options import EvalDataSpec, EvalOptions
+from ..utils.boxes import box_iou, enlarge_box
 from .options import DetectorOptions, PredictorOptions
 from .predictor import PersonPose, PosePredictor
-from .tracking import box_iou
 
 IOU_THRESHOLD = 0.5
-
-
-def enlarge_box(box: np.ndarray, factor: float) -> np.ndarray:
-    """An (x, y, w, h) box scaled by ``factor`` about its centre."""
-    x, y, w, h = (float(v) for v in box)
-    cx, cy = x + w / 2, y + h / 2
-    return np.array([cx - w * factor / 2, cy - h * factor / 2, w * factor, h * factor])
 
 
 def match_by_score(found_boxes: np.ndarray, found_scores: np.ndarray, targets: np.ndarray,

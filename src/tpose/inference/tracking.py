@@ -28,6 +28,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ..data.keypoint_sets import default_keypoint_set
+from ..utils.boxes import box_iou
 
 _FORBIDDEN = 1e6  # the assignment cost of a pair below the IoU gate
 
@@ -52,17 +53,6 @@ class Track:
     def matched(self) -> bool:
         """Whether the latest call matched this track to a detection."""
         return self.lost_frames == 0
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU [N, M] of (x, y, w, h) boxes ``a`` [N, 4] and ``b`` [M, 4]; 0 where a box is empty."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, :2] + a[:, None, 2:], b[None, :, :2] + b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    union = a[:, 2:].prod(-1)[:, None] + b[:, 2:].prod(-1)[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def keypoint_oks(

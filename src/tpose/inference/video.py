@@ -17,10 +17,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..utils.boxes import box_iou
 from .options import TrackingOptions
 from .predictor import PersonPose, PosePredictor
 from .smoothing import KeypointSmoother
-from .tracking import Tracker, box_iou
+from .tracking import Tracker
 
 
 def keypoint_box(person: PersonPose, threshold: float, padding: float) -> np.ndarray | None:

@@ -5,8 +5,8 @@ files (``checkpoint``) and the ONNX-backed model with the same call (``onnx_mode
 from . import hrnet, resnet
 from .backbones import Backbone, list_backbones, register_backbone
 from .config import ModelConfig
-from .registry import build_model, get_config, list_variants
 from .transpose import TransPose
+from .variants import build_model, get_config, list_variants
 
 __all__ = [
     "Backbone",

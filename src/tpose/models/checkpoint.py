@@ -38,18 +38,16 @@ from .diagnosis import (
     StateDict,
     VariantMismatchError,
     built_with,
-    grid_candidates,
+    diagnose,
     guess_variant,
-    identify,
     infer_config,
     mismatch_message,
     shape_diff,
-    sine_grid,
     variant_name,
 )
-from .position_encoding import resize_learnable
-from .registry import get_config
+from .position_encoding import grid_candidates, resize_learnable, sine_grid
 from .transpose import TransPose
+from .variants import get_config
 
 log = logging.getLogger(__name__)
 
@@ -357,21 +355,23 @@ def _head_by_name(own: StateDict, state: StateDict, source: KeypointSet, target:
     return out
 
 
-def _load_state(
-    model: TransPose, state: StateDict, metadata: Mapping[str, Any] | None, label: str, strict: bool
-) -> LoadReport:
+def _load_state(model: TransPose, state: StateDict, metadata: Mapping[str, Any] | None, label: str, strict: bool,
+                asked: str | None = None) -> LoadReport:
+    """Load ``state`` into ``model``; a strict load of a file that does not fit raises the diagnosis' error
+    (naming ``asked``, the variant the caller wanted, when there is one)."""
     table = state.get("pos_embedding")
     grid = _adoptable_grid(model, table, metadata) if isinstance(table, torch.Tensor) else None
     want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     if grid is not None:
         want["pos_embedding"] = tuple(table.shape)
     shapes = {k: tuple(v.shape) for k, v in state.items()}
-    fits = shapes == want  # a file that fits needs no diagnosis
-    missing, unexpected, mismatched = ([], [], []) if fits else shape_diff(shapes, want)
-    if strict and (missing or unexpected or mismatched):  # raised before the model is touched
-        guess = guess_variant(state, metadata)
-        message = mismatch_message(label, model.config, missing, unexpected, mismatched, guess)
-        raise CheckpointMismatchError(message, missing, unexpected, mismatched, guess)
+    missing: list[str] = []
+    unexpected: list[str] = []
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
+    if shapes != want:  # a file that fits needs no diagnosis; one that does not, one call to it
+        if strict:  # raised before the model is touched
+            raise diagnose(label, model.config, state, metadata, want, asked)
+        missing, unexpected, mismatched = shape_diff(shapes, want)
     if grid is not None:
         _adopt_grid(model, grid)
     bad = {k for k, _, _ in mismatched}
@@ -494,12 +494,6 @@ def load_model(path: str | Path, strict: bool = True, spec: BuildSpec | None = N
     metadata.setdefault("model", config.to_dict())
     model = TransPose(config.with_overrides(**dict(spec.overrides)))
     model.variant = name
-    try:
-        _load_state(model, state, metadata, label, strict)
-    except CheckpointMismatchError as err:
-        if spec.variant is None:
-            raise
-        found = identify(state)  # the diagnosis, consulted only now that the file does not fit
-        raise VariantMismatchError(str(err), spec.variant, found, err) from err
+    _load_state(model, state, metadata, label, strict, spec.variant)
     model.metadata = metadata
     return model

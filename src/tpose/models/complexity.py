@@ -26,8 +26,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..utils.modes import eval_mode
 from .config import ModelConfig
 from .diagnosis import variant_name
-from .registry import build_model, get_config
 from .transpose import TransPose
+from .variants import build_model, get_config
 
 _PARTS = ("backbone", "reduce", "encoder", "head")
 

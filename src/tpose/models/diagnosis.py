@@ -8,7 +8,6 @@ layers, keypoints, position table) or off the tpose metadata saved with them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -17,9 +16,9 @@ import torch
 
 from .backbones import backbone_info, list_backbones
 from .config import ModelConfig
-from .position_encoding import sine_table
-from .registry import get_config, variant_configs
+from .position_encoding import grid_candidates, sine_grid
 from .transpose import TransPose
+from .variants import get_config, variant_configs
 
 StateDict = dict[str, torch.Tensor]
 
@@ -42,12 +41,14 @@ class CheckpointMismatchError(CheckpointError):
         unexpected: list[str],
         mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]],
         guess: str | None,
+        holds: str | None = None,
     ) -> None:
         super().__init__(message)
         self.missing = missing
         self.unexpected = unexpected
         self.mismatched = mismatched
         self.guess = guess
+        self.holds = holds  # the registered variant the file holds (keypoints and position table aside), if known
 
 
 class VariantMismatchError(CheckpointMismatchError):
@@ -56,7 +57,7 @@ class VariantMismatchError(CheckpointMismatchError):
     def __init__(self, message: str, asked: str, found: str | None, cause: CheckpointMismatchError | None = None
                  ) -> None:
         keys = (cause.missing, cause.unexpected, cause.mismatched, cause.guess) if cause else ([], [], [], None)
-        super().__init__(message, *keys)
+        super().__init__(message, *keys, holds=found)
         self.asked = asked
         self.found = found
 
@@ -112,27 +113,6 @@ def built_with(config: ModelConfig, variant: str | None) -> tuple[str | None, di
 
 
 # --------------------------------------------------------------------------------------------- guessing
-
-
-def grid_candidates(tokens: int, stride: int, multiple: int, aspect: float = 256 / 192) -> list[tuple[int, int]]:
-    """Grids of ``tokens`` cells valid for the backbone, the ones closest to ``aspect`` (h/w) first."""
-    grids = [
-        (h, tokens // h)
-        for h in range(1, tokens + 1)
-        if tokens % h == 0 and (h * stride) % multiple == 0 and (tokens // h * stride) % multiple == 0
-    ]
-    return sorted(grids, key=lambda g: abs(math.log(g[0] / g[1] / aspect)))
-
-
-def sine_grid(table: torch.Tensor, candidates: list[tuple[int, int]]) -> tuple[int, int] | None:
-    """The grid whose sine table ``table`` is, if it is one."""
-    d = table.shape[-1]
-    if d % 4:
-        return None
-    for h, w in candidates:
-        if torch.allclose(table.float().cpu(), sine_table(h, w, d), atol=1e-4):
-            return h, w
-    return None
 
 
 def read_structure(state: StateDict) -> dict[str, Any] | None:
@@ -271,6 +251,23 @@ def guess_variant(state: StateDict, metadata: Mapping[str, Any] | None = None) -
     if wrong < total / 2:
         return f"the closest registered variant is {name} ({wrong} entries differ)"
     return "it does not look like any registered TransPose variant"
+
+
+# --------------------------------------------------------------------------------------------- the one call
+
+
+def diagnose(label: str, config: ModelConfig, state: StateDict, metadata: Mapping[str, Any] | None,
+             want: Mapping[str, tuple[int, ...]], asked: str | None = None) -> CheckpointMismatchError:
+    """Everything a loader says about a file that does not fit a model of ``config`` (whose state dict has the
+    shapes ``want``): the differing keys, the variant the file holds and what would load it, as one error (a
+    :class:`VariantMismatchError` when the caller ``asked`` for a variant). The loader's only call into this
+    module, made once the file is known not to fit."""
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    missing, unexpected, mismatched = shape_diff(shapes, want)
+    guess = guess_variant(state, metadata)
+    message = mismatch_message(label, config, missing, unexpected, mismatched, guess)
+    error = CheckpointMismatchError(message, missing, unexpected, mismatched, guess, identify(state))
+    return error if asked is None else VariantMismatchError(message, asked, error.holds, error)
 
 
 # --------------------------------------------------------------------------------------------- messages

@@ -50,6 +50,27 @@ def resize_learnable(table: torch.Tensor, src_hw: tuple[int, int], dst_hw: tuple
     return grid[0].permute(1, 2, 0).reshape(dh * dw, 1, d)
 
 
+def grid_candidates(tokens: int, stride: int, multiple: int, aspect: float = 256 / 192) -> list[tuple[int, int]]:
+    """Grids of ``tokens`` cells valid for the backbone, the ones closest to ``aspect`` (h/w) first."""
+    grids = [
+        (h, tokens // h)
+        for h in range(1, tokens + 1)
+        if tokens % h == 0 and (h * stride) % multiple == 0 and (tokens // h * stride) % multiple == 0
+    ]
+    return sorted(grids, key=lambda g: abs(math.log(g[0] / g[1] / aspect)))
+
+
+def sine_grid(table: torch.Tensor, candidates: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """The grid whose sine table ``table`` is, if it is one (a file's trained size, read off its table)."""
+    d = table.shape[-1]
+    if d % 4:
+        return None
+    for h, w in candidates:
+        if torch.allclose(table.float().cpu(), sine_table(h, w, d), atol=1e-4):
+            return h, w
+    return None
+
+
 class PositionEmbedding(nn.Module):
     """Holds the trained-size table under the checkpoint key and adapts it to any grid.
 

@@ -1,6 +1,21 @@
 """Weights by name: the registry of trained weights (and other fetched files), where they are on disk,
 and their download. The weights tpose ships live in this folder as package data."""
 
+from .catalog import (
+    ENV_BASE_URL,
+    ENV_OFFLINE,
+    RELEASED_FILES,
+    YOLOX_NANO,
+    Accuracy,
+    FileEntry,
+    WeightsEntry,
+    base_url,
+    list_weights,
+    offline_mode,
+    register_weights,
+    tags,
+    unregister_weights,
+)
 from .download import (
     WeightsDownloadError,
     WeightsUnavailableError,
@@ -24,21 +39,6 @@ from .files import (
     package_file,
     shipped_tag,
     variants_with_weights,
-)
-from .registry import (
-    ENV_BASE_URL,
-    ENV_OFFLINE,
-    RELEASED_FILES,
-    YOLOX_NANO,
-    Accuracy,
-    FileEntry,
-    WeightsEntry,
-    base_url,
-    list_weights,
-    offline_mode,
-    register_weights,
-    tags,
-    unregister_weights,
 )
 from .tables import format_weights_table, resolved_accuracy, summarise_accuracy, weights_status
 

@@ -36,8 +36,8 @@ import torch
 
 from ..models.checkpoint import BuildSpec, CheckpointError, CheckpointMismatchError, load_model
 from ..utils.files import file_mode
+from .catalog import ENV_BASE_URL, ENV_OFFLINE, FileEntry, WeightsEntry, offline_mode
 from .files import ENV_WEIGHTS_DIR, cache_path, find_local, get_weights, package_file, shipped_tag
-from .registry import ENV_BASE_URL, ENV_OFFLINE, FileEntry, WeightsEntry, offline_mode
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,8 @@ def verify_weights(entry: WeightsEntry, path: str | Path) -> None:
 def with_note(err: CheckpointError, note: str) -> CheckpointError:
     """The same kind of error with ``note`` added to its message (and the key lists kept)."""
     if isinstance(err, CheckpointMismatchError):
-        return CheckpointMismatchError(str(err) + note, err.missing, err.unexpected, err.mismatched, err.guess)
+        return CheckpointMismatchError(str(err) + note, err.missing, err.unexpected, err.mismatched, err.guess,
+                                       err.holds)
     return CheckpointError(f"{err}{note}")
 
 
@@ -305,10 +306,10 @@ def fetch(
     cache, then a download (not when ``offline`` or ``$TPOSE_OFFLINE``). Files found on disk are
     not re-checked here; loading them is strict.
     """
-    offline = offline_mode() if offline is None else offline
     found = find_local(entry, weights_dir)
     if found is not None:
         return found
+    offline = offline_mode() if offline is None else offline
     if entry.source == "package":
         raise FileNotFoundError(
             f"the weights {entry.name} ship with tpose as {package_file(entry)}, but this installation lacks "

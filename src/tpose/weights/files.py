@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..models.checkpoint import CheckpointError, read_metadata
-from .registry import FileEntry, WeightsEntry, default_entry, list_weights, lookup, offline_mode
+from .catalog import FileEntry, WeightsEntry, default_entry, list_weights, lookup, offline_mode
 
 ENV_WEIGHTS_DIR = "TPOSE_WEIGHTS_DIR"
 
@@ -84,12 +84,25 @@ def find_local(entry: WeightsEntry | FileEntry,
     return cached if entry.downloadable and cached.is_file() else None
 
 
+def _shipped(variant: str) -> tuple[WeightsEntry, Path] | None:
+    for entry in list_weights(variant):
+        path = local_file(entry) if entry.source == "package" else None
+        if path is not None:
+            return entry, path
+    return None
+
+
 def shipped_tag(variant: str) -> str | None:
     """The tag of weights shipped inside the package for ``variant`` (present in this install), if any."""
-    for entry in list_weights(variant):
-        if entry.source == "package" and local_file(entry) is not None:
-            return entry.tag
-    return None
+    found = _shipped(variant)
+    return found[0].tag if found else None
+
+
+def shipped_file(variant: str) -> Path | None:
+    """The file of the weights shipped for ``variant`` in this install, if any (no download, no registry lookup
+    after this one)."""
+    found = _shipped(variant)
+    return found[1] if found else None
 
 
 def default_tag(variant: str, offline: bool | None = None) -> str:

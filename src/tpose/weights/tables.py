@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from .catalog import DETECTOR_BOXES, DETECTOR_NOTE, Accuracy, WeightsEntry, list_weights, tags
 from .files import cache_path, entry_metadata, find_local, local_file, package_file
-from .registry import DETECTOR_BOXES, DETECTOR_NOTE, Accuracy, WeightsEntry, list_weights, tags
 
 
 def _metric_from(meta: Mapping[str, Any] | None, key: str) -> float | None:

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from ...engine.config import read_yaml
+from ...engine.train_config import read_yaml
 from ...factory import load_pose_model
 from ..onnx_export import export_onnx
 from .pipeline import quantize_model

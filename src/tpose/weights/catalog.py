@@ -1,6 +1,6 @@
 """Which trained weights exist for each model variant, where they come from and what they reach.
 
-The architecture registry (``tpose.models.registry``) knows architectures; this one knows weights, one
+The architecture registry (``tpose.models.variants``) knows architectures; this one knows weights, one
 :class:`WeightsEntry` per (variant, tag): the paper's released COCO checkpoints, downloaded from the
 ``Hub`` release of its GitHub repository, and the weights tpose ships inside the package. Every
 accuracy says whether it was published or measured by us, on which data and with which boxes. Other
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..models.registry import list_variants
+from ..models.variants import list_variants
 
 RELEASE_BASE_URL = "https://github.com/yangsenius/TransPose/releases/download/Hub"
 ENV_BASE_URL = "TPOSE_WEIGHTS_BASE_URL"
@@ -255,9 +255,29 @@ def default_entry(variant: str) -> WeightsEntry:
     return next((e for e in entries if e.default), entries[0])
 
 
-def tag_owners(tag: str) -> list[str]:
-    """The variants with weights tagged ``tag``, in registration order."""
-    return [e.variant for e in _ENTRIES.values() if e.tag == tag]
+def find(name: str, variant: str | None = None) -> WeightsEntry:
+    """The entry a ``weights=`` name means: ``variant:tag``, or a tag of ``variant`` (or of the one variant that has
+    it). One call that settles the variant and the tag (it asks the architecture registry once)."""
+    named, tag = name.split(":", 1) if ":" in name else (variant, name)
+    if variant is not None and named != variant:
+        raise ValueError(f"model {variant!r} was asked for, but the weights {name!r} are {named} weights: drop "
+                         f"--model/model=, or give {variant} weights")
+    if named is None:
+        owners = [e.variant for e in _ENTRIES.values() if e.tag == tag]
+        if len(owners) != 1:
+            known = sorted({e.tag for e in _ENTRIES.values()})
+            raise ValueError(f"weights {name!r}: " + (f"several models have this tag ({', '.join(owners)}); name one "
+                             f"(e.g. {owners[0]}:{name} or --model {owners[0]})" if owners else
+                             f"no such file, and not a weights tag (known tags: {', '.join(known)})"))
+        named = owners[0]
+    variants = list_variants()
+    if named not in variants:
+        raise ValueError(f"unknown model {named!r}; available: {', '.join(variants)}")
+    entry = _ENTRIES.get((named, tag))
+    if entry is None:
+        known_tags = ", ".join(e.tag for e in _ENTRIES.values() if e.variant == named) or "none"
+        raise ValueError(f"{name}: no such weights file, and not a weights tag of {named} (its tags: {known_tags})")
+    return entry
 
 
 def lookup(variant: str, tag: str) -> WeightsEntry:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..codecs import get_decoder
 from ..data.transforms import AugmentConfig
 from ..models.config import ModelConfig
-from ..models.registry import list_variants
+from ..models.variants import list_variants
 
 PositiveInt = Annotated[int, Field(gt=0)]
 Count = Annotated[int, Field(ge=0)]
