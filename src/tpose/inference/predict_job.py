@@ -63,16 +63,15 @@ def run_predict(
     written = _Outputs(out_dir, options.output, predictor.keypoint_set, source, dets,
                        dets.name_to_id if dets is not None else (load_coco_image_ids(options.det_gt)
                                                                  if options.det_gt else {}))
-    bar = tqdm(total=len(source) or None, disable=not options.progress, unit="frame" if is_video else "img",
+    total = min(len(source), options.max_frames or len(source)) or None  # a camera: no total
+    bar = tqdm(total=total, disable=not options.progress, unit="frame" if is_video else "img",
                desc="predict")
     try:
         for frame, persons in _poses(predictor, source, dets, follower, options.min_box_score):
             written.add(frame, persons)
-            bar.n = written.processed + (0 if is_video else len(source.skipped))  # skipped files count as done
-            bar.refresh()
+            _advance(bar, written.processed + (0 if is_video else len(source.skipped)))  # skipped files: done
         if not is_video:
-            bar.n = written.processed + len(source.skipped)
-            bar.refresh()
+            _advance(bar, written.processed + len(source.skipped))
     finally:
         bar.close()
         written.close()
@@ -83,6 +82,14 @@ def run_predict(
                                "tracks": follower.tracker.next_id - 1}
     summary["seconds"] = round(time.perf_counter() - started, 3)
     return summary
+
+
+def _advance(bar: tqdm, done: int) -> None:
+    """Move the bar to ``done``; the last step is left to ``close()``, so that the final line is drawn once."""
+    if bar.total is not None and done >= bar.total:
+        bar.n = done
+    else:
+        bar.update(done - bar.n)
 
 
 def _poses(
