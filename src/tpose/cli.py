@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 import warnings
@@ -567,11 +568,22 @@ def _flag_of(args: argparse.Namespace, path: object) -> str | None:
     return None
 
 
+_WRITE_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.ENOTDIR)
+
+
 def _os_error_message(args: argparse.Namespace, err: OSError) -> str:
     """An OS error that no inner layer explained: the file, what went wrong and the flag to change."""
     flag = _flag_of(args, err.filename)
-    fix = f"give {flag} a path you can write to (or fix that folder's permissions)" if flag else None
-    return describe_os_error(err, fix)
+    if flag is None and args.command == "train" and err.errno in _WRITE_ERRORS:
+        return describe_os_error(err, "set output_dir in the config, or override it (output_dir=runs/mine), to a "
+                                      "folder you can write to")
+    if flag is None:
+        return describe_os_error(err)
+    fixes = {errno.EACCES: f"give {flag} a folder you can write to (or change its permissions)",
+             errno.EPERM: f"give {flag} a folder you can write to", errno.EROFS: f"give {flag} a writable disk",
+             errno.ENOSPC: f"free some space, or give {flag} a path on another disk",
+             errno.ENOTDIR: f"give {flag} a path that is not inside a file", errno.EISDIR: f"give {flag} a file"}
+    return describe_os_error(err, fixes.get(err.errno or -1, f"check {flag}"))
 
 
 def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,

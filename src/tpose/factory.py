@@ -92,6 +92,8 @@ def locate(weights: str | Path | bool, model: str | None = None, **fetch_options
     if path.is_file():
         return Located(path)
     if _is_path(weights):
+        if path.is_dir():
+            raise IsADirectoryError(f"{text} is a folder: give the weights file in it (.safetensors, .pth or .onnx)")
         raise FileNotFoundError(f"{text}: no such weights file")
     variant, tag = text.split(":", 1) if ":" in text else (model, text)
     if model is not None and variant != model:
