@@ -28,6 +28,7 @@ from .explain import ExplainOptions, run_explain
 from .export.int8 import CalibrationDataRequired, Int8Options, quantize_model
 from .export.onnx_export import ExportOptions, run_export
 from .factory import load_pose_model, shipped_weights
+from .inference.draw import MIN_DRAWN_PERSON_SCORE
 from .inference.end_to_end import run_detected_eval
 from .inference.options import DetectorOptions, OutputOptions, PredictOptions, PredictorOptions, TrackingOptions
 from .inference.predict_job import run_predict
@@ -403,8 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nms", type=_fraction("--nms"), default=_PREDICTOR.nms_threshold,
                    help="OKS-NMS threshold of detected persons, 0..1 (0 = off)")
     p.add_argument("--draw-threshold", type=_fraction("--draw-threshold"), default=_PREDICT.output.draw_threshold,
-                   help="draw keypoints scoring at least this, and persons whose mean keypoint score is at least "
-                        "this (0..1)")
+                   help="draw keypoints scoring at least this (0..1); persons with fewer than 2 such keypoints, "
+                        f"or scoring below {MIN_DRAWN_PERSON_SCORE} on a photo, are not drawn (README: Videos)")
     p.add_argument("--no-flip", action="store_true", help="no flip test (about 2x faster; the default for videos)")
     p.add_argument("--flip", action="store_true", help="flip test also for videos and cameras")
     p.add_argument("--no-images", action="store_true")
