@@ -544,7 +544,7 @@ _CONFLICTS = (
 )
 
 
-def _check_conflicts(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def _check_conflicts(args: argparse.Namespace) -> None:
     """A usage error (exit 2) for flags of which one would be silently ignored."""
     for command, flag, others in _CONFLICTS:
         if args.command != command or not getattr(args, flag, None):
@@ -552,7 +552,9 @@ def _check_conflicts(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         for other in others:
             if getattr(args, other, None):
                 a, b = "--" + flag.replace("_", "-"), "--" + other.replace("_", "-")
-                parser.error(f"tpose {command}: {a} and {b} contradict each other (one would be ignored): give one")
+                print(f"tpose {command}: error: {a} and {b} contradict each other (one would be ignored): give "
+                      "one of them", file=sys.stderr)
+                raise SystemExit(2)
 
 
 def _flag_of(args: argparse.Namespace, path: object) -> str | None:
@@ -596,7 +598,7 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _check_conflicts(parser, args)
+    _check_conflicts(args)
     # OpenCV errors only: its WARN lines (codec probing, a cut video) repeat what tpose reports itself
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     shown, warnings.formatwarning = warnings.formatwarning, _one_line_warning  # type: ignore[assignment]
