@@ -56,9 +56,21 @@ def _make_files(tmp: Path) -> dict[str, str]:
     (tmp / "folder").mkdir()
     (tmp / "folder" / "a.jpg").write_bytes(PHOTO.read_bytes())
     (tmp / "folder" / "b.jpg").write_bytes(b"not a jpeg")
-    return {k: str(tmp / k) for k in ("r_a3.pth", "tiny.safetensors", "tiny_64x48.onnx", "cut.onnx", "clip.avi",
-                                      "cut.avi", "dets_none.json", "dets_empty.json", "typo.yaml", "ten.yaml",
-                                      "folder", "a", "b", "overlap.yaml", "invisible.yaml")}
+    data = (tmp / "tiny.safetensors").read_bytes()
+    (tmp / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    (tmp / "dets_xyxy.json").write_text(json.dumps([{"image_id": 785, "category_id": 1, "bbox": [277, 46, 502, 379],
+                                                     "score": 0.9}]))
+    (tmp / "dets_cars.json").write_text(json.dumps([{"image_id": 785, "category_id": 3, "bbox": [277, 46, 225, 334],
+                                                     "score": 0.9}]))
+    (tmp / "nested" / "2024").mkdir(parents=True)
+    (tmp / "nested" / "a.jpg").write_bytes(PHOTO.read_bytes())
+    (tmp / "nested" / "2024" / "b.jpg").write_bytes(PHOTO.read_bytes())
+    files = {k: str(tmp / k) for k in ("r_a3.pth", "tiny.safetensors", "tiny_64x48.onnx", "cut.onnx", "clip.avi",
+                                       "cut.avi", "dets_none.json", "dets_empty.json", "typo.yaml", "ten.yaml",
+                                       "folder", "cut.safetensors", "dets_xyxy.json", "dets_cars.json", "nested",
+                                       "a", "b", "overlap.yaml", "invisible.yaml")}
+    files["read-only"] = str(_read_only_folder(tmp))
+    return files
 
 
 def _training_files(tmp: Path) -> None:
@@ -93,7 +105,18 @@ def _training_files(tmp: Path) -> None:
         "train": [{"type": "lspet", "root": str(tmp / "lspet"), "first": 1, "last": 2}], "val": [], "workers": 0}}))
 
 
-def _cases(f: dict[str, str]) -> list[tuple[str, list[str]]]:
+def _read_only_folder(tmp: Path) -> Path:
+    """A folder this user cannot write into: chmod 500, or for root (who writes anywhere) /sys/fs."""
+    if os.geteuid() != 0:
+        folder = tmp / "read-only"
+        folder.mkdir()
+        folder.chmod(0o500)
+        return folder
+    return Path("/sys/fs")
+
+
+def _cases(f: dict[str, str]) -> list[tuple]:
+    """(title, argv) or (title, argv, environment changes) of every case."""
     photo = str(PHOTO)
     return [
         ("a typo inside a config section", ["train", f["typo.yaml"]]),
@@ -126,6 +149,35 @@ def _cases(f: dict[str, str]) -> list[tuple[str, list[str]]]:
           "--no-progress"]),
         ("a validation set equal to the training set", ["train", f["overlap.yaml"], "--no-progress"]),
         ("an LSPET file whose every joint is marked invisible", ["train", f["invisible.yaml"], "--no-progress"]),
+        # issue 26: no silent nonsense, and every message names the fix
+        ("detections written as x1,y1,x2,y2",
+         ["predict", photo, "--weights", f["tiny.safetensors"], "--detections", f["dets_xyxy.json"], "--no-progress"]),
+        ("detections of another category than person",
+         ["predict", photo, "--weights", f["tiny.safetensors"], "--detections", f["dets_cars.json"], "--no-progress"]),
+        ("--nms -1", ["predict", photo, "--nms", "-1"]),
+        ("--nms 5", ["predict", photo, "--nms", "5"]),
+        ("--whole-image together with --detections", ["predict", photo, "--whole-image", "--detections",
+                                                      f["dets_xyxy.json"]]),
+        ("--threads 0", ["predict", photo, "--threads", "0"]),
+        ("--threads -3", ["predict", photo, "--threads", "-3"]),
+        ("a read-only output folder", ["predict", photo, "--weights", f["tiny.safetensors"], "--whole-image", "-o",
+                                       f["read-only"] + "/out", "--no-progress"]),
+        ("an output folder inside a file", ["predict", photo, "--weights", f["tiny.safetensors"], "--whole-image",
+                                            "-o", photo + "/out", "--no-progress"]),
+        ("export into a read-only folder", ["export", "--weights", f["tiny.safetensors"], "-o",
+                                            f["read-only"] + "/tiny.onnx", "--no-verify"]),
+        ("a safetensors export into a read-only folder", ["export", "--weights", f["tiny.safetensors"], "--format",
+                                                          "safetensors", "-o", f["read-only"] + "/x.safetensors"]),
+        ("a truncated .safetensors", ["predict", photo, "--weights", f["cut.safetensors"], "--whole-image"]),
+        ("an unwritable weights cache", ["predict", photo, "--weights", "transpose_r_a3:coco-256x192", "--whole-image"],
+         {"TORCH_HOME": f["read-only"] + "/torch", "TPOSE_OFFLINE": ""}),
+        ("a reversed --first/--last range", ["eval", "--weights", f["tiny.safetensors"], "--data", "lspet", "--root",
+                                             f["folder"], "--first", "10", "--last", "5"]),
+        ("a folder given as --detections", ["predict", photo, "--weights", f["tiny.safetensors"], "--detections",
+                                            f["folder"], "--no-progress"]),
+        ("a folder given as --weights", ["predict", photo, "--weights", f["folder"], "--whole-image"]),
+        ("a sub-folder of an input folder", ["predict", f["nested"], "--weights", f["tiny.safetensors"],
+                                             "--whole-image", "--no-progress"]),
     ]
 
 
@@ -134,10 +186,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tpose-bad-inputs-") as tmp:
         files = _make_files(Path(tmp))
         env = {**os.environ, "TPOSE_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-        for title, argv in _cases(files):
+        for title, argv, *extra in _cases(files):
+            changed = {**env, **(extra[0] if extra else {})}
+            changed = {k: v for k, v in changed.items() if v != ""}  # "" removes a variable
             proc = subprocess.run([sys.executable, "-m", "tpose.cli", *argv, *(["-o", tmp + "/out"]
                                    if argv[0] in ("predict", "explain") and "-o" not in argv else [])],
-                                  cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
+                                  cwd=tmp, env=changed, capture_output=True, text=True, timeout=600)
             lines = [ln for ln in (proc.stderr + proc.stdout).splitlines()
                      if ln.strip() and not ln.startswith(("predict:", "evaluate:", "[", " ", "usage:"))
                      and "it/s" not in ln and "Warning" not in ln and "warnings.warn" not in ln]
@@ -151,7 +205,8 @@ def main() -> None:
             "files in a temporary folder; `<tmp>` stands for it; `TPOSE_OFFLINE=1`). Exit code 2 is an error "
             "that stopped the job, 1 a job that finished but skipped or missed something, 0 success. Each case "
             "also has a test in `tests/test_hardening.py`, `tests/test_hardening_outputs.py`, "
-            "`tests/test_hardening_training.py` (or `tests/test_train_mixture.py` for configs).", "",
+            "`tests/test_hardening_training.py`, `tests/test_hardening_predict.py` or "
+            "`tests/test_hardening_messages.py` (or `tests/test_train_mixture.py` for configs).", "",
             "| bad input | command | exit | what tpose printed |", "|---|---|---|---|"]
     text += [f"| {t} | {c} | {e} | {m} |" for t, c, e, m in rows]
     out.write_text("\n".join(text) + "\n")

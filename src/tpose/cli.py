@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 import torch
 
 from .bench.speed import PATHS as BENCH_PATHS
@@ -25,11 +28,13 @@ from .explain import ExplainOptions, run_explain
 from .export.int8 import CalibrationDataRequired, Int8Options, quantize_model
 from .export.onnx_export import ExportOptions, run_export
 from .factory import load_pose_model, shipped_weights
+from .inference.draw import MIN_DRAWN_PERSON_SCORE
 from .inference.end_to_end import run_detected_eval
 from .inference.options import DetectorOptions, OutputOptions, PredictOptions, PredictorOptions, TrackingOptions
 from .inference.predict_job import run_predict, summary_notes
 from .models.checkpoint import save_released_layout, save_weights
 from .models.complexity import format_info, model_info
+from .utils.oserrors import describe_os_error
 from .utils.sizes import parse_size
 from .weights.tables import format_weights_table
 
@@ -59,8 +64,37 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = train(args.config, args.overrides, device=args.device, resume=not args.no_resume,
                    progress=not args.no_progress)
     print(f"{result.status}: {result.epochs_done} epochs in {result.output_dir}; "
-          f"best {result.best_metric} at epoch {result.best_epoch}")
+          f"best {_rounded(result.best_metric)} at epoch {result.best_epoch}")
     return 0
+
+
+def _rounded(value: object) -> object:
+    """A metric as people read it (0.1492, not 0.14919354838709678); anything else unchanged."""
+    return f"{value:.4f}" if isinstance(value, float) else value
+
+
+def _fraction(flag: str) -> Any:
+    """An argparse type for a value in 0..1, naming ``flag`` and the range when it is outside."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number in 0..1, got {text!r}") from None
+        if not 0.0 <= value <= 1.0:
+            raise argparse.ArgumentTypeError(f"{flag} must lie in 0..1, got {text}")
+        return value
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type for counts such as ``--threads``: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
 
 
 def _point(text: str) -> tuple[float, float]:
@@ -130,7 +164,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         max_frames=args.max_frames, progress=not args.no_progress,
     )
     summary = run_predict(source, args.output_dir, model, weights, options)
-    print(f"processed {summary['processed']} file(s), {summary['persons']} person(s) -> {args.output_dir}")
+    unit = "frame(s)" if "frames" in summary else "file(s)"
+    print(f"processed {summary['processed']} {unit}, {summary['persons']} person(s) -> {args.output_dir}")
     if summary.get("no_person"):
         names = summary["no_person"]
         print(f"no person found in {len(names)} image(s): {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}",
@@ -295,13 +330,13 @@ def _add_detector_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--whole-image", action="store_true", help="no detector: the whole image is one person")
     p.add_argument("--det-size", type=int, default=_DETECTOR.size,
                    help="detector input side (multiple of 32: 320 faster, 640 for small people; default 416)")
-    p.add_argument("--det-threshold", type=float, default=_DETECTOR.threshold,
+    p.add_argument("--det-threshold", type=_fraction("--det-threshold"), default=_DETECTOR.threshold,
                    help="keep detections scoring at least this")
 
 
 def _add_video_args(p: argparse.ArgumentParser) -> None:
     defaults = TrackingOptions()
-    p.add_argument("--detect-every", type=int, default=defaults.detect_every,
+    p.add_argument("--detect-every", type=_positive_int, default=defaults.detect_every,
                    help="videos: run the detector on every n-th frame; the poses carry the boxes in between")
     p.add_argument("--no-track", action="store_true", help="videos: no person ids across frames")
     p.add_argument("--no-smooth", action="store_true", help="videos: no One-Euro smoothing of the keypoints")
@@ -311,7 +346,7 @@ def _add_video_args(p: argparse.ArgumentParser) -> None:
                    help="One-Euro cutoff at rest, Hz (lower: smoother, more lag)")
     p.add_argument("--smooth-beta", type=float, default=defaults.smooth_beta,
                    help="One-Euro speed coefficient (higher: less lag when moving)")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames (a camera runs until stopped)")
+    p.add_argument("--max-frames", type=_positive_int, help="stop after this many frames (a camera runs until stopped)")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -367,17 +402,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detector_args(p)
     _add_video_args(p)
     p.add_argument("--det-gt", help="COCO annotation JSON naming the images of --detections")
-    p.add_argument("--min-box-score", type=float, default=_PREDICT.min_box_score)
-    p.add_argument("--nms", type=float, default=_PREDICTOR.nms_threshold,
-                   help="OKS-NMS threshold of detected persons (0 = off)")
-    p.add_argument("--draw-threshold", type=float, default=_PREDICT.output.draw_threshold,
-                   help="draw keypoints scoring at least this")
+    p.add_argument("--min-box-score", type=_fraction("--min-box-score"), default=_PREDICT.min_box_score)
+    p.add_argument("--nms", type=_fraction("--nms"), default=_PREDICTOR.nms_threshold,
+                   help="OKS-NMS threshold of detected persons, 0..1 (0 = off)")
+    p.add_argument("--draw-threshold", type=_fraction("--draw-threshold"), default=_PREDICT.output.draw_threshold,
+                   help="draw keypoints scoring at least this (0..1); persons with fewer than 2 such keypoints, "
+                        f"or scoring below {MIN_DRAWN_PERSON_SCORE} on a photo, are not drawn (README: Videos)")
     p.add_argument("--no-flip", action="store_true", help="no flip test (about 2x faster; the default for videos)")
     p.add_argument("--flip", action="store_true", help="flip test also for videos and cameras")
     p.add_argument("--no-images", action="store_true")
     p.add_argument("--no-json", action="store_true")
     p.add_argument("--coco-results", help="also write a COCO keypoint results JSON here")
-    p.add_argument("--batch-size", type=int, default=_PREDICTOR.batch_size)
+    p.add_argument("--batch-size", type=_positive_int, default=_PREDICTOR.batch_size)
     p.add_argument("--input-size", type=parse_size, help="HxW crop size (default: the model's)")
     p.add_argument("--decode", choices=list_decoders(), default="dark")
     p.add_argument("--draw-boxes", action="store_true")
@@ -387,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch path: bf16 autocast is about 2x faster on CPUs with native bf16 (PCK within 0.003 "
                         "of fp32); auto: fp32 for images, bf16 for videos and cameras where native. int8: give an "
                         "int8 .onnx (tpose export --int8)")
-    p.add_argument("--threads", type=int, help="torch threads (default: the cores other processes leave free)")
+    p.add_argument("--threads", type=_positive_int,
+                   help="torch threads, at least 1 (default: the cores other processes leave free)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_predict)
 
@@ -395,12 +432,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="an image")
     p.add_argument("-o", "--output-dir", default="outputs/explain")
     _add_common_model_args(p)
-    p.add_argument("--box", type=_box, action="append", help="person box x,y,w,h (repeatable; default whole image)")
+    p.add_argument("--box", type=_box, action="append",
+                   help="person box x,y,w,h (repeatable; default: the detector's boxes, see --detector)")
     p.add_argument("--boxes", help="COCO detection-results JSON with the person boxes")
     p.add_argument("--detector", default=_DETECTOR.detector,
                    help="without boxes: auto (YOLOX-Nano), a YOLOX .onnx file, or none (the whole image)")
     p.add_argument("--whole-image", action="store_true", help="no detector: the whole image is one person")
-    p.add_argument("--min-box-score", type=float, default=_EXPLAIN.min_box_score)
+    p.add_argument("--min-box-score", type=_fraction("--min-box-score"), default=_EXPLAIN.min_box_score)
     p.add_argument("--layers", default=_EXPLAIN.layers, help="last, all, or comma-separated layer indices")
     p.add_argument("--heads", default=_EXPLAIN.heads, help="mean, all, or one head index")
     p.add_argument("--threshold", type=float, default=_EXPLAIN.threshold,
@@ -453,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bf16: autocast on the torch paths, fast only with native bf16 (default: fp32)")
     p.add_argument("--path", nargs="+", choices=BENCH_PATHS, default=list(SpeedOptions.paths),
                    help="torch (default), torch_cl (channels_last), compile (torch.compile), onnxruntime")
-    p.add_argument("--threads", type=int, help="intra-op threads (default: usable cores)")
+    p.add_argument("--threads", type=_positive_int, help="intra-op threads, at least 1 (default: usable cores)")
     p.add_argument("--repeats", type=int, default=SpeedOptions.repeats,
                    help="timed calls per path and batch (median; default %(default)s)")
     p.add_argument("--device", default=SpeedOptions.device, help="cpu, cuda[:n] or auto (default cpu)")
@@ -478,15 +516,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "are matched at IoU >= 0.5, PCK of each matched one, 0 for a missed one")
     p.add_argument("--det-size", type=int, default=_DETECTOR.size,
                    help="with --detector: its input side (multiple of 32)")
-    p.add_argument("--det-threshold", type=float, default=_DETECTOR.threshold,
+    p.add_argument("--det-threshold", type=_fraction("--det-threshold"), default=_DETECTOR.threshold,
                    help="with --detector: keep boxes scoring this")
-    p.add_argument("--min-box-score", type=float, default=_EVAL.min_box_score)
+    p.add_argument("--min-box-score", type=_fraction("--min-box-score"), default=_EVAL.min_box_score)
     p.add_argument("--metric", choices=("pck", "pckh", "coco"))
     p.add_argument("--limbs", action="store_true", help="PCK over the 12 limb joints COCO and LSP share")
     p.add_argument("--no-flip", action="store_true")
     p.add_argument("--decode", choices=list_decoders(), default="dark")
     p.add_argument("--input-size", type=parse_size)
-    p.add_argument("--batch-size", type=int, default=_EVAL.batch_size)
+    p.add_argument("--batch-size", type=_positive_int, default=_EVAL.batch_size)
     p.add_argument("--device", default=_EVAL.device)
     p.add_argument("--backend", choices=("torch", "onnx", "onnxruntime"),
                    help="default: onnxruntime for an .onnx --weights, else torch")
@@ -500,17 +538,85 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# flags that contradict each other: (subcommand, flag given, flags it cannot go with)
+_CONFLICTS = (
+    ("predict", "whole_image", ("detections",)),
+    ("explain", "whole_image", ("box", "boxes")),
+    ("explain", "box", ("boxes",)),
+)
+
+
+def _check_conflicts(args: argparse.Namespace) -> None:
+    """A usage error (exit 2) for flags of which one would be silently ignored."""
+    for command, flag, others in _CONFLICTS:
+        if args.command != command or not getattr(args, flag, None):
+            continue
+        for other in others:
+            if getattr(args, other, None):
+                a, b = "--" + flag.replace("_", "-"), "--" + other.replace("_", "-")
+                print(f"tpose {command}: error: {a} and {b} contradict each other (one would be ignored): give "
+                      "one of them", file=sys.stderr)
+                raise SystemExit(2)
+
+
+def _flag_of(args: argparse.Namespace, path: object) -> str | None:
+    """The flag whose value is ``path`` or a folder above it (the one to change when writing there failed)."""
+    if path is None:
+        return None
+    target = Path(str(path)).absolute()
+    for dest, value in vars(args).items():
+        if not isinstance(value, str) or dest in ("command", "func"):
+            continue
+        given = Path(value).absolute()
+        if target == given or given in target.parents:
+            return "-o" if dest in ("output_dir", "output") else "--" + dest.replace("_", "-")
+    return None
+
+
+_WRITE_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.ENOTDIR)
+
+
+def _os_error_message(args: argparse.Namespace, err: OSError) -> str:
+    """An OS error that no inner layer explained: the file, what went wrong and the flag to change."""
+    flag = _flag_of(args, err.filename)
+    if flag is None and args.command == "train" and err.errno in _WRITE_ERRORS:
+        return describe_os_error(err, "set output_dir in the config, or override it (output_dir=runs/mine), to a "
+                                      "folder you can write to")
+    if flag is None:
+        return describe_os_error(err)
+    fixes = {errno.EACCES: f"give {flag} a folder you can write to (or change its permissions)",
+             errno.EPERM: f"give {flag} a folder you can write to", errno.EROFS: f"give {flag} a writable disk",
+             errno.ENOSPC: f"free some space, or give {flag} a path on another disk",
+             errno.ENOTDIR: f"give {flag} a path that is not inside a file", errno.EISDIR: f"give {flag} a file"}
+    return describe_os_error(err, fixes.get(err.errno or -1, f"check {flag}"))
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
+    """Python warnings as ``tpose: warning: ...`` without the source line that the default format adds."""
+    return f"tpose: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _check_conflicts(args)
+    # OpenCV errors only: its WARN lines (codec probing, a cut video) repeat what tpose reports itself
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    shown, warnings.formatwarning = warnings.formatwarning, _one_line_warning  # type: ignore[assignment]
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, ValueError, OSError) as exc:  # ConfigError, CheckpointError, downloads included
+    except OSError as exc:  # weights downloads, the weights cache, outputs that cannot be written
+        print(f"tpose {args.command}: error: {_os_error_message(args, exc)}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # ConfigError, CheckpointError included
         print(f"tpose {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"tpose {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = shown  # type: ignore[assignment]
 
 
 if __name__ == "__main__":

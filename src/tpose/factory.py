@@ -92,6 +92,8 @@ def locate(weights: str | Path | bool, model: str | None = None, **fetch_options
     if path.is_file():
         return Located(path)
     if _is_path(weights):
+        if path.is_dir():
+            raise IsADirectoryError(f"{text} is a folder: give the weights file in it (.safetensors, .pth or .onnx)")
         raise FileNotFoundError(f"{text}: no such weights file")
     entry = find(text, model)  # the catalog settles variant and tag in one call
     return Located(fetch(entry, **fetch_options), entry)

@@ -43,6 +43,11 @@ class EvalDataSpec:
             first, last = self.first, self.last
             if self.data == "lspet":  # its validation part unless told otherwise
                 first, last = first or VAL_RANGE[0], last or VAL_RANGE[1]
+            if first is not None and last is not None and first > last:
+                raise ValueError(f"--first {first} comes after --last {last}: give the range low to high, "
+                                 f"e.g. --first {last} --last {first}")
+            if (first is not None and first < 1) or (last is not None and last < 1):
+                raise ValueError(f"--first/--last are image numbers from 1, got {first}..{last}")
             spec: dict[str, Any] = {"type": self.data, "root": self.root, "first": first, "last": last}
         elif self.data == "coco":
             if self.ann_file is None or self.image_dir is None:

@@ -10,6 +10,11 @@ import numpy as np
 
 from ..data.keypoint_sets import KeypointSet
 
+# a person scoring below this (box score x mean confident keypoint score), or showing fewer than
+# MIN_DRAWN_KEYPOINTS keypoints, is not drawn: on photos these are fragments (a lone keypoint on a teacup);
+# a tracked person of a video is drawn while its track lives (the tracker vouches for it across frames)
+MIN_DRAWN_PERSON_SCORE = 0.3
+MIN_DRAWN_KEYPOINTS = 2
 _SHIFT = 4  # OpenCV fixed-point bits: sub-pixel accurate, anti-aliased drawing
 _ONE = 1 << _SHIFT
 
@@ -78,8 +83,10 @@ def draw_poses(
     threshold: float = 0.3,
     draw_boxes: bool = False,
     line_width: int | None = None,
+    min_person_score: float = MIN_DRAWN_PERSON_SCORE,
 ) -> np.ndarray:
-    """A new RGB uint8 image with every person's skeleton (and optionally box) drawn on a copy of ``image``."""
+    """A new RGB uint8 image with the skeleton (and optionally box) of every person worth drawing (see
+    :func:`worth_drawing`) on a copy of ``image``."""
     image = np.asarray(image)
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
@@ -90,6 +97,8 @@ def draw_poses(
     canvas = np.ascontiguousarray(image).copy()
     width = line_width or line_width_for(canvas.shape)
     for person in persons:
+        if not worth_drawing(person, threshold, min_person_score):
+            continue
         track_id = getattr(person, "track_id", None)
         color = track_color(track_id) if track_id is not None else (255, 255, 255)
         if draw_boxes:
@@ -98,6 +107,17 @@ def draw_poses(
         if track_id is not None:
             draw_track_id(canvas, person.box, int(track_id), color, width)
     return canvas
+
+
+def worth_drawing(person: _Pose, threshold: float, min_person_score: float = MIN_DRAWN_PERSON_SCORE) -> bool:
+    """Whether a person is drawn: at least ``MIN_DRAWN_KEYPOINTS`` keypoints score ``threshold``, and either it
+    is tracked (a video) or its score (``score``, else the mean keypoint score) is at least ``min_person_score``."""
+    if int((np.asarray(person.scores) >= threshold).sum()) < MIN_DRAWN_KEYPOINTS:
+        return False
+    if getattr(person, "track_id", None) is not None:
+        return True
+    score = getattr(person, "score", None)
+    return float(np.mean(person.scores) if score is None else score) >= min_person_score
 
 
 def track_color(track_id: int) -> tuple[int, int, int]:

@@ -14,6 +14,7 @@ import numpy as np
 from ..data.image_io import read_image
 
 CHANNEL_ORDERS = ("rgb", "bgr")
+CORNERS_MARGIN = 0.1  # boxes running past the image by more than this share of its side look like x1,y1,x2,y2
 MIN_IMAGE_SIDE = 4  # smaller images cannot show a person: no prediction, a warning
 _ACCEPTED = ("an image path, or a numpy array: uint8 [H, W, 3] (also [H, W] grey and [H, W, 4] with alpha) or "
              "float in [0, 1]")
@@ -65,6 +66,23 @@ def whole_image_box(image: np.ndarray) -> np.ndarray:
     return np.array([0.0, 0.0, float(w), float(h)], dtype=np.float32)
 
 
+def _warn_if_corners(b: np.ndarray, w: int, h: int, where: str) -> None:
+    """Warn when boxes run far past the image but would fit read as corners: the file is likely x1,y1,x2,y2.
+
+    "Far" is more than ``CORNERS_MARGIN`` of the image side; a detector's box of a person cut by the edge
+    runs past it by a few pixels at most.
+    """
+    past = np.maximum(b[:, 0] + b[:, 2] - w, 0) / w + np.maximum(b[:, 1] + b[:, 3] - h, 0) / h
+    fits_as_corners = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1]) & (b[:, 2] <= w * 1.01) & (b[:, 3] <= h * 1.01)
+    suspect = np.flatnonzero((past > CORNERS_MARGIN) & fits_as_corners)
+    if suspect.size:
+        i = int(suspect[0])
+        over = max(b[i, 0] + b[i, 2] - w, b[i, 1] + b[i, 3] - h)
+        warnings.warn(f"{where}: {suspect.size} box(es) run far past the {w}x{h} image (box {i} {b[i].tolist()} by "
+                      f"{over:.0f} px) but fit as x1,y1,x2,y2 corners: is the file in corner format? COCO boxes are "
+                      "x,y,w,h (w = x2 - x1, h = y2 - y1)", stacklevel=4)
+
+
 def check_boxes(image: np.ndarray, boxes: Any, scores: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
     """Boxes [N, 4] (x, y, w, h) and scores [N] for ``image``, checked.
 
@@ -95,6 +113,7 @@ def check_boxes(image: np.ndarray, boxes: Any, scores: Any, where: str) -> tuple
     s = np.ones(len(b), np.float32) if scores is None else np.asarray(scores, np.float32).reshape(-1)
     if len(s) != len(b):
         raise ValueError(f"{where}: {len(s)} box scores for {len(b)} boxes")
+    _warn_if_corners(b, w, h, where)
     outside = (b[:, 0] >= w) | (b[:, 1] >= h) | (b[:, 0] + b[:, 2] <= 0) | (b[:, 1] + b[:, 3] <= 0)
     for i in np.flatnonzero(outside):
         warnings.warn(f"{where}: box {int(i)} {b[i].tolist()} lies wholly outside the {w}x{h} image; no person for it",

@@ -109,6 +109,11 @@ class TrackingOptions:
     oks_weight: float = 0.5  # matching cost: (1 - w) * IoU + w * OKS of the poses
     keypoint_threshold: float = 0.3  # keypoints scoring at least this place a carried box
     min_person_score: float = 0.15  # a carried person whose mean keypoint score is below this is lost
+    # a track matched for static_frames frames whose score never reached static_score and whose box centre
+    # stayed within static_motion of its height is no person (the blue signpost of vtest.avi): it is dropped
+    static_frames: int = 10
+    static_score: float = 0.3
+    static_motion: float = 0.1
     smooth_min_cutoff: float = 1.0  # One-Euro: Hz of smoothing at rest (lower: smoother, more lag)
     smooth_beta: float = 0.05  # One-Euro: how fast the cutoff rises with speed (higher: less lag when moving)
 

@@ -89,17 +89,16 @@ def run_predict(
                        dets.name_to_id if dets is not None else (load_coco_image_ids(options.det_gt)
                                                                  if options.det_gt else {}),
                        stems=output_stems(source, out_dir) if isinstance(source, ImageFiles) else {})
-    bar = tqdm(total=len(source) or None, disable=not options.progress, unit="frame" if is_video else "img",
+    total = min(len(source), options.max_frames or len(source)) or None  # a camera: no total
+    bar = tqdm(total=total, disable=not options.progress, unit="frame" if is_video else "img",
                desc="predict")
     interrupted = False
     try:
         for frame, persons in _poses(predictor, source, dets, follower, options.min_box_score):
             written.add(frame, persons)
-            bar.n = written.processed + (0 if is_video else len(source.skipped))  # skipped files count as done
-            bar.refresh()
+            _advance(bar, written.processed + (0 if is_video else len(source.skipped)))  # skipped files: done
         if not is_video:
-            bar.n = written.processed + len(source.skipped)
-            bar.refresh()
+            _advance(bar, written.processed + len(source.skipped))
     except KeyboardInterrupt:  # Ctrl-C: keep what is done (the video's JSON, the COCO results) and say so
         interrupted = True
     finally:
@@ -139,6 +138,14 @@ def summary_notes(summary: dict[str, Any]) -> list[str]:
         notes.append(f"interrupted: the outputs of the {done} done are written to {summary['output_dir']}; run the "
                      "same command again for the rest")
     return notes
+
+
+def _advance(bar: tqdm, done: int) -> None:
+    """Move the bar to ``done``; the last step is left to ``close()``, so that the final line is drawn once."""
+    if bar.total is not None and done >= bar.total:
+        bar.n = done
+    else:
+        bar.update(done - bar.n)
 
 
 def _poses(

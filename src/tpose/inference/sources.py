@@ -181,6 +181,12 @@ def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
     return sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
+def _folders_with_images(folder: Path) -> list[Path]:
+    """The direct sub-folders of ``folder`` that hold images at any depth (what a flat listing leaves out)."""
+    return [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".")
+            and any(p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS for p in d.rglob("*"))]
+
+
 CAMERA_PREFIXES = ("webcam:", "camera:")
 
 
@@ -215,10 +221,16 @@ def open_source(
     path = Path(source)
     if path.is_dir():
         paths = list_images(path, recursive=recursive)
+        nested = [] if recursive else _folders_with_images(path)
         if not paths:
             exts = ", ".join(sorted(IMAGE_EXTENSIONS))
-            raise ValueError(f"{path}: the folder holds no images (looked for {exts})")
-        return ImageFiles(paths, skip_errors=True if skip_errors is None else skip_errors, kind="folder", root=path)
+            inside = (f"; its sub-folder(s) {', '.join(d.name for d in nested[:5])} do: give them as inputs"
+                      if nested else f" (looked for {exts})")
+            raise ValueError(f"{path}: the folder holds no images{inside}")
+        files = ImageFiles(paths, skip_errors=True if skip_errors is None else skip_errors, kind="folder", root=path)
+        files.skipped += [SkippedFile(str(d), f"a sub-folder with images: not searched (only {path}'s own images "
+                                      f"are; give {d} as an input of its own)") for d in nested]
+        return files
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such image, folder or video")
     if is_video(path):
@@ -295,6 +307,8 @@ def load_detections(
     per_image: dict[int, list[tuple[list[float], float]]] = {}
     dropped = 0
     empty: list[int] = []
+    other_categories: dict[int, int] = {}  # category id -> records of it that were dropped
+    below = 0
     for i, record in enumerate(data):
         try:
             image_id = int(record["image_id"])
@@ -307,14 +321,21 @@ def load_detections(
             ) from None
         if len(box) != 4 or not all(np.isfinite(box)) or not np.isfinite(score):
             raise ValueError(f"{path}: record {i} has a bad bbox or score (need finite x, y, w, h): {record!r}")
-        if (category_id is not None and category is not None and int(category) != category_id) or score < min_score:
+        if category_id is not None and category is not None and int(category) != category_id:
             dropped += 1
+            other_categories[int(category)] = other_categories.get(int(category), 0) + 1
+            continue
+        if score < min_score:
+            dropped += 1
+            below += 1
             continue
         if box[2] <= 1e-3 or box[3] <= 1e-3:
             dropped += 1
             empty.append(i)
             continue
         per_image.setdefault(image_id, []).append((box, score))
+    if data and not per_image:
+        raise ValueError(_why_no_box(path, len(data), other_categories, below, min_score, category_id))
     boxes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for image_id, items in per_image.items():
         items.sort(key=lambda item: -item[1])
@@ -324,6 +345,21 @@ def load_detections(
         )
     name_to_id = load_coco_image_ids(gt_json) if gt_json is not None else {}
     return Detections(boxes=boxes, name_to_id=name_to_id, source=str(path), dropped=dropped, empty_boxes=empty)
+
+
+def _why_no_box(path: str | Path, records: int, other_categories: dict[int, int], below: int, min_score: float,
+                category_id: int | None) -> str:
+    """Why a detections file with records gives no box at all, and what to give instead."""
+    reasons = []
+    if other_categories:
+        found = ", ".join(f"{n} of category_id {c}" for c, n in sorted(other_categories.items()))
+        reasons.append(f"{found}, which is not a person (category_id {category_id}): give person detections")
+    if below:
+        reasons.append(f"{below} score below --min-box-score {min_score}: lower it")
+    rest = records - sum(other_categories.values()) - below
+    if rest:
+        reasons.append(f"{rest} have a box of zero or negative width or height")
+    return f"{path}: none of its {records} record(s) is a usable person box: " + "; ".join(reasons)
 
 
 def _read_json(path: str | Path) -> object:

@@ -47,7 +47,11 @@ class Track:
     hits: int = 1  # frames matched so far
     lost_frames: int = 0  # frames since the latest match, as of the latest call (0: matched in it)
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float64))  # of the box centre
+    best_score: float = 0.0  # the highest score of any match
+    drift: float = 0.0  # how far the box centre has strayed from where the track began, in pixels (max)
+    static: bool = False  # a low-score box that never moves (a sign, a post): see Tracker's static_* rule
     _observed: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float64), repr=False)  # cx, cy, w, h
+    _origin: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float64), repr=False)  # where it began
 
     @property
     def matched(self) -> bool:
@@ -102,6 +106,10 @@ class Tracker:
       the built-in set with that many keypoints, e.g. COCO-17), ``keypoint_threshold`` the score that
       counts a keypoint as seen.
     - ``velocity_smoothing``: the weight of the newest velocity measurement (1: no smoothing).
+    - ``static_frames`` / ``static_score`` / ``static_motion``: a track matched for at least ``static_frames``
+      frames whose score never reached ``static_score`` and whose box centre stayed within ``static_motion``
+      of its height from where it began is ``static`` (a signpost the detector half-believes is a person);
+      its id is listed in :attr:`static_ids` for the caller to drop. 0 frames: the rule is off.
     """
 
     def __init__(
@@ -114,6 +122,9 @@ class Tracker:
         oks_sigmas: Sequence[float] | None = None,
         keypoint_threshold: float = 0.2,
         velocity_smoothing: float = 0.5,
+        static_frames: int = 0,
+        static_score: float = 0.3,
+        static_motion: float = 0.1,
     ) -> None:
         if not 0.0 <= min_iou <= 1.0:
             raise ValueError(f"min_iou must be in [0, 1], got {min_iou}")
@@ -135,6 +146,9 @@ class Tracker:
         self.oks_sigmas = None if oks_sigmas is None else np.asarray(oks_sigmas, dtype=np.float64)
         self.keypoint_threshold = float(keypoint_threshold)
         self.velocity_smoothing = float(velocity_smoothing)
+        if static_frames < 0:
+            raise ValueError(f"static_frames must be >= 0 (0: off), got {static_frames}")
+        self.static_frames, self.static_score, self.static_motion = int(static_frames), static_score, static_motion
         self.reset()
 
     def reset(self) -> None:
@@ -149,6 +163,11 @@ class Tracker:
     def next_id(self) -> int:
         """The id the next new track will get (so ``next_id - 1`` tracks were started)."""
         return self._next_id
+
+    @property
+    def static_ids(self) -> set[int]:
+        """Ids of the live tracks that the static rule (see the class doc) calls no person."""
+        return {t.id for t in self._tracks if t.static}
 
     @property
     def tracks(self) -> list[Track]:
@@ -280,19 +299,25 @@ class Tracker:
             measured = (state[:2] - track._observed[:2]) / dt
             a = self.velocity_smoothing if track.hits > 1 else 1.0  # the first measurement is the estimate
             track.velocity = a * measured + (1 - a) * track.velocity
+        track.drift = max(track.drift, float(np.linalg.norm(state[:2] - track._origin[:2])))
         track._observed = state
         track.box = np.asarray(box, dtype=np.float32).copy()
         track.score = float(score)
+        track.best_score = max(track.best_score, track.score)
         track.keypoints = None if kpts is None else kpts.copy()
         track.last_frame = frame
         track.last_time = now
         track.hits += 1
         track.lost_frames = 0
+        track.static = (self.static_frames > 0 and track.hits >= self.static_frames
+                        and track.best_score < self.static_score
+                        and track.drift <= self.static_motion * max(float(state[3]), 1.0))
 
     def _start(self, box: np.ndarray, score: float, kpts: np.ndarray | None, frame: int, now: float) -> int:
         track = Track(id=self._next_id, box=np.asarray(box, dtype=np.float32).copy(), score=float(score),
                       keypoints=None if kpts is None else kpts.copy(), first_frame=frame, last_frame=frame,
-                      last_time=now, _observed=_centre_size(box))
+                      last_time=now, _observed=_centre_size(box), best_score=float(score))
+        track._origin = track._observed.copy()
         self._next_id += 1
         self._tracks.append(track)
         return track.id

@@ -45,7 +45,9 @@ class PoseTracker:
         o = self.options
         self.tracker = Tracker(min_iou=o.min_iou, max_lost_frames=o.max_lost_frames, oks_weight=o.oks_weight,
                                predict_frames=o.predict_frames,
-                               oks_sigmas=predictor.keypoint_set.sigmas, keypoint_threshold=o.keypoint_threshold)
+                               oks_sigmas=predictor.keypoint_set.sigmas, keypoint_threshold=o.keypoint_threshold,
+                               static_frames=o.static_frames, static_score=o.static_score,
+                               static_motion=o.static_motion)
         self.smoother = KeypointSmoother(min_cutoff=o.smooth_min_cutoff, beta=o.smooth_beta, enabled=o.smooth)
         self._previous: dict[int, PersonPose] = {}
         self.detections_run = 0
@@ -93,7 +95,10 @@ class PoseTracker:
             frame_index=frame_index, timestamp=timestamp)
         self.smoother.forget(self.tracker.removed)
         out = []
+        static = self.tracker.static_ids
         for person, track_id in zip(persons, ids, strict=True):
+            if track_id in static:  # a low-score box that never moves: no person
+                continue
             if o.smooth:
                 kpts = np.concatenate([person.keypoints, person.scores[:, None]], axis=1)
                 person = replace(person, keypoints=self.smoother(track_id, kpts, timestamp)[:, :2].astype(np.float32))

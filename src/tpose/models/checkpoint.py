@@ -166,7 +166,7 @@ def _read(source: Source) -> tuple[StateDict, dict[str, Any] | None]:
             with safe_open(str(path), framework="pt") as f:
                 header = f.metadata() or {}
         except Exception as e:  # safetensors raises its own error types for truncated or foreign files
-            raise CheckpointError(f"could not read safetensors checkpoint {path}: {e}") from e
+            raise CheckpointError(_unreadable_safetensors(path, e)) from e
         meta = _sidecar(path)  # the JSON beside wins; the header copy covers a lost JSON
         if meta is None and "tpose" in header:
             meta = json.loads(header["tpose"])
@@ -202,6 +202,12 @@ def read_state_dict(source: Source) -> StateDict:
     return _read(source)[0]
 
 
+def _unreadable_safetensors(path: Path, err: Exception) -> str:
+    """What a .safetensors file that does not parse most likely is, and what to do about it."""
+    return (f"{path}: the file is truncated or not a safetensors file ({err}); export or download it again "
+            f"(a copy cut short, e.g. by a full disk or an interrupted transfer, looks like this)")
+
+
 def read_metadata(path: str | Path) -> dict[str, Any] | None:
     """The JSON saved by :func:`save_weights`: the ``<stem>.json`` beside the file, else a ``.safetensors``
     header's copy; None for files without (a released ``.pth``). Reads no tensors."""
@@ -214,7 +220,7 @@ def read_metadata(path: str | Path) -> dict[str, Any] | None:
             with safe_open(str(path), framework="pt") as f:
                 header = f.metadata() or {}
         except Exception as e:  # safetensors raises its own error types for truncated or foreign files
-            raise CheckpointError(f"could not read safetensors checkpoint {path}: {e}") from e
+            raise CheckpointError(_unreadable_safetensors(path, e)) from e
         if "tpose" in header:
             meta = json.loads(header["tpose"])
     return meta

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
+    try:  # a folder that cannot be written fails here, naming the file (writers' own errors do not always)
+        tmp.touch()
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(path)) from None
     try:
         write(tmp)
         os.chmod(tmp, file_mode())  # some writers (safetensors, tempfile) create files 0600
@@ -48,6 +53,12 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
             raise DiskFullError(errno.ENOSPC, f"no space left on the device while writing {path}{kept}; free some "
                                 f"space (or point the output elsewhere) and run again") from None
         raise
+    except Exception as err:  # safetensors' Rust writer reports an OS error as "... (os error 13) ..."
+        found = re.search(r"os error (\d+)", str(err))
+        if found is None:
+            raise
+        code = int(found.group(1))
+        raise OSError(code, os.strerror(code), str(path)) from None
     finally:
         if tmp.exists():
             tmp.unlink()

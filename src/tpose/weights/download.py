@@ -36,6 +36,7 @@ import torch
 
 from ..models.checkpoint import BuildSpec, CheckpointError, CheckpointMismatchError, load_model
 from ..utils.files import file_mode
+from ..utils.oserrors import describe_os_error
 from .catalog import ENV_BASE_URL, ENV_OFFLINE, FileEntry, WeightsEntry, offline_mode
 from .files import ENV_WEIGHTS_DIR, cache_path, find_local, get_weights, package_file, shipped_tag
 
@@ -210,6 +211,20 @@ def with_note(err: CheckpointError, note: str) -> CheckpointError:
 # --------------------------------------------------------------------------------------------- downloading
 
 
+def _check_cache_writable(final: Path) -> None:
+    """Make the cache folder and try a file in it, so that an unwritable cache is named with its fix."""
+    probe = final.with_name(f".{final.stem}.{uuid.uuid4().hex[:8]}.probe")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise WeightsDownloadError(
+            "the weights cache cannot be written: " + describe_os_error(
+                err, f"set TORCH_HOME to a folder you can write to (downloads go to $TORCH_HOME/hub/checkpoints), "
+                f"or download {final.name} by hand into a folder named by ${ENV_WEIGHTS_DIR}")) from None
+
+
 def download_file(
     entry: Entry,
     *,
@@ -231,8 +246,8 @@ def download_file(
     final = cache_path(entry)
     if offline_mode():
         raise unavailable(entry, base_url, f"{ENV_OFFLINE} is set")
+    _check_cache_writable(final)  # before any connection: an unwritable cache fails the same offline
     expected = _probe(entry, url, base_url, _timeout(timeout))
-    final.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(final)
     tmp = final.with_name(f".{final.stem}.{uuid.uuid4().hex[:8]}.tmp{final.suffix}")
     log.info("downloading %s to %s", url, final)

@@ -10,6 +10,9 @@ from typing import Any
 from .catalog import DETECTOR_BOXES, DETECTOR_NOTE, Accuracy, WeightsEntry, list_weights, tags
 from .files import cache_path, entry_metadata, find_local, local_file, package_file
 
+CLI_MARK = "used without --weights"  # the shipped weights, what the commands load by default
+WEIGHTS_TRUE_MARK = "weights=True"  # the registry's default tag of a variant, what the Python API's True means
+
 
 def _metric_from(meta: Mapping[str, Any] | None, key: str) -> float | None:
     if not meta:
@@ -93,7 +96,9 @@ def format_weights_table(variant: str | None = None, markdown: bool = False) -> 
     body = []
     for e in entries:
         accuracy = summarise_accuracy(resolved_accuracy(e))
-        model = e.variant + (" (default)" if e.default and len(tags(e.variant)) > 1 else "")
+        marks = [m for m, on in ((WEIGHTS_TRUE_MARK, e.default and len(tags(e.variant)) > 1),
+                                 (CLI_MARK, e.source == "package")) if on]
+        model = e.variant + (f" ({', '.join(marks)})" if marks else "")
         size = f"{e.input_size[0]}x{e.input_size[1]}"
         body.append((model, e.tag, e.keypoint_set, size, e.train_data, weights_status(e), accuracy))
     if markdown:
@@ -106,6 +111,8 @@ def format_weights_table(variant: str | None = None, markdown: bool = False) -> 
     for e in entries:
         by_license.setdefault(e.license or "license not stated", []).append(f"{e.name}: {_where(e)}")
     lines.append("")
+    lines.append(f"{CLI_MARK}: what every tpose command without --weights uses (shipped, no download); "
+                 f"{WEIGHTS_TRUE_MARK}: what load_pose_model(name, weights=True) fetches.")
     if any(a.boxes == DETECTOR_BOXES for e in entries for a in e.accuracy):
         lines.append(DETECTOR_NOTE[0].upper() + DETECTOR_NOTE[1:] + ".")
     for lic, where in by_license.items():
