@@ -60,14 +60,17 @@ def write_coco_dataset(root: Path, num_images: int = 12, size: tuple[int, int] =
 
 def tiny_train_config(data: dict, out_dir: Path, epochs: int = 2, **train: Any) -> dict:
     """A training config for a model small enough to train in seconds on one CPU thread; validated on a data set
-    of its own (written beside ``out_dir``), since training refuses a validation set that shares its images."""
+    of its own (written beside the training images), since training refuses a validation set that shares its
+    images."""
     from tpose.engine.train_config import load_config
 
     cfg = load_config(None)
     cfg["model"] = "transpose_r_a3"
     cfg["model_overrides"] = {**TINY, "input_size": [64, 48]}
     cfg["keypoint_set"] = "coco17"
-    val = write_coco_dataset(out_dir.parent / f"{out_dir.name}-val", num_images=4, seed=99)
+    val_root = Path(data["ann_file"]).parent.parent / f"{Path(data['ann_file']).parent.name}-val"
+    val = write_coco_dataset(val_root, num_images=4, seed=99) if not (val_root / "annotations.json").exists() else {
+        "ann_file": str(val_root / "annotations.json"), "image_dir": str(val_root / "images")}
     cfg["data"].update({"train": {"type": "coco", **data}, "val": {"type": "coco", **val}, "workers": 0,
                         "cache_dir": str(out_dir.parent / "cache")})
     cfg["train"].update({"epochs": epochs, "batch_size": 4, "lr": 1e-3, "lr_end": 1e-4, "threads": 1,

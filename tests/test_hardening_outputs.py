@@ -140,4 +140,4 @@ def test_an_unwritable_output_folder_says_what_to_do(weights, tmp_path, capsys) 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     code, _, err = _predict(capsys, weights, str(_photo(tmp_path / "p.jpg", 0)), "-o", str(blocker / "out"))
-    assert code == 2 and f"cannot create the output folder {blocker / 'out'}" in err and "with -o" in err
+    assert code == 2 and str(blocker / "out") in err and "not a folder" in err and "-o" in err

@@ -72,11 +72,7 @@ def run_predict(
     options = options or PredictOptions()
     started = time.perf_counter()
     out_dir = Path(output_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OSError(err.errno, f"cannot create the output folder {out_dir} ({err.strerror}): give a folder you "
-                      "can write to with -o") from None
+    out_dir.mkdir(parents=True, exist_ok=True)  # an OSError names the folder; the CLI adds the fix (-o)
     # the detector is built before the source opens, so that a missing detector file fails before any work
     finder = None if options.detections is not None else options.detector.build()
     source = open_source(input, skip_errors=True, max_frames=options.max_frames)
@@ -438,11 +434,7 @@ def _marked_jpeg(bgr: np.ndarray, note: str) -> bytes:
 
 def _write_image(path: Path, rgb: np.ndarray, input_name: str) -> Path:
     data = _marked_jpeg(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), input_name)
-    try:
-        return atomic_write(path, lambda tmp: tmp.write_bytes(data))
-    except OSError as err:
-        raise OSError(err.errno, f"{path}: could not write the drawn image ({err.strerror or err}): check that the "
-                      "folder is writable and has space, or give another -o") from None
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))  # an OSError names the file
 
 
 def _open_video_writer(out_dir: Path, source: Any, shape: tuple[int, ...]) -> tuple[Any, str]:
