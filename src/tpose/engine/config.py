@@ -41,7 +41,8 @@ class _Section(BaseModel):
 
 class InitSection(_Section):
     imagenet: str | None = None  # a torchvision ResNet-50 / HRNet ImageNet file for the backbone
-    weights: str | None = None  # tpose or released weights to start from, of any keypoint set (loaded by joint name)
+    # tpose or released weights to start from (a file or a registry tag), of any keypoint set (loaded by joint name)
+    weights: str | None = None
     joint_map: dict[str, str | list[str] | None] = {}  # model joint -> the weights' joint(s), mean of a list
 
 

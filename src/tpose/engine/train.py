@@ -27,6 +27,7 @@ from ..models.dropout import set_fast_dropout
 from ..models.imagenet_init import init_backbone_from_imagenet
 from ..models.registry import build_model
 from ..utils.cores import native_bf16
+from ..weights import resolve_weights
 from .builders import build_datasets
 from .config import EvalSection, TrainingConfig, TrainSection, load_config, validate_config
 from .distributed import (
@@ -155,12 +156,20 @@ def _build_model(config: TrainingConfig, kpset: KeypointSet, info: DistInfo) -> 
         if info.is_main:
             print(report)
     if config.init.weights:
-        report = load_weights(model, config.init.weights, keypoint_set=kpset, joint_map=config.init.joint_map)
+        report = load_weights(model, _init_weights_file(config), keypoint_set=kpset, joint_map=config.init.joint_map)
         # the final layer is never counted: its channels are per joint and some may start fresh
         pretrained.update(report.loaded)
         if info.is_main:
             print(report.summary())
     return model, pretrained
+
+
+def _init_weights_file(config: TrainingConfig) -> Path:
+    """``init.weights``: a file, else a registry tag of the config's model (``tpose weights`` lists them)."""
+    given = str(config.init.weights)
+    if Path(given).is_file() or Path(given).suffix in (".safetensors", ".pth", ".pt"):
+        return Path(given)  # a missing file is reported by the load, by its name
+    return resolve_weights(config.model, given)
 
 
 def param_groups(model: torch.nn.Module, pretrained: set[str], scale: float) -> list[dict[str, Any]]:
