@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tpose.data.keypoint_sets import get_keypoint_set
+from tpose.data.keypoint_sets import COCO17, LSP14, get_keypoint_set
 from tpose.engine.config import ConfigError, load_config
 from tpose.engine.state import load_training_state
 from tpose.engine.train import frozen_part, param_groups, train
-from tpose.models.checkpoint import save_weights
+from tpose.models.checkpoint import load_weights, save_released_layout, save_weights
 from tpose.models.registry import build_model
 
 from .synthetic import TINY, tiny_train_config, write_coco_dataset
@@ -112,3 +112,24 @@ def test_config_accepts_and_defaults():
     cfg = load_config(None, ["init.weights=w.safetensors", "train.freeze.part=all_but_head", "train.freeze.epochs=2",
                              "train.pretrained_lr_scale=0.1"])
     assert cfg["train"]["freeze"] == {"part": "all_but_head", "epochs": 2}
+
+
+def test_released_coco_layout_fine_tunes_onto_lsp14(tmp_path):
+    """The path of ``weights=True`` (the released COCO-17 .pth of R-A4 at 256x192, no metadata) onto LSP-14 at
+    128x96, with random weights in the released layout: the mechanism, not the accuracy."""
+    torch.manual_seed(3)
+    released = build_model("transpose_r_a4", num_keypoints=17, input_size=[256, 192])
+    path = save_released_layout(released, tmp_path / "tp_r_256x192_enc4_d256_h1024_mh8.pth")
+    cfg = load_config(None, ["model_overrides.input_size=[128,96]", "keypoint_set=lsp14", f"init.weights={path}",
+                             "init.joint_map.neck=[left_shoulder,right_shoulder]", "train.freeze.epochs=1",
+                             "train.pretrained_lr_scale=0.1"])
+    model = build_model("transpose_r_a4", num_keypoints=14, input_size=[128, 96])
+    report = load_weights(model, cfg["init"]["weights"], keypoint_set="lsp14", joint_map=cfg["init"]["joint_map"])
+    assert report.joint_sets == ("coco17", "lsp14") and report.fresh == ["head_top"]
+    assert report.mapped == {"neck": ["left_shoulder", "right_shoulder"]} and len(report.copied) == 12
+    groups = {g["name"]: g for g in param_groups(model, set(report.loaded), cfg["train"]["pretrained_lr_scale"])}
+    fresh = {n for n, p in model.named_parameters() if any(p is q for q in groups["fresh"]["params"])}
+    assert fresh == {"final_layer.weight", "final_layer.bias"}  # everything else came from the file
+    wrist = LSP14.index("left_wrist")
+    assert torch.equal(model.state_dict()["final_layer.weight"][wrist],
+                       released.state_dict()["final_layer.weight"][COCO17.index("left_wrist")])

@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from .conftest import DETECTOR, MPII, MPII_ANN, MPII_VAL_SPLIT, REPO, needs_detector, needs_mpii
