@@ -293,7 +293,7 @@ class _Run:
             if tcfg.freeze.epochs and epoch == tcfg.freeze.epochs:
                 net = self._wrap(frozen=False)  # DDP and compile see the released part's gradients
                 if info.is_main:
-                    print(f"train.freeze: the {tcfg.freeze.part} trains from epoch {epoch + 1} on")
+                    print(f"train.freeze: {_PART_WORDS[tcfg.freeze.part]} trains from epoch {epoch + 1} on")
             _seed_epoch(tcfg.seed, epoch, info.rank)
             sampler.set_epoch(epoch)
             record = self.train_epoch(net, loader, epoch, steps)
@@ -434,14 +434,17 @@ def _weights_metadata(config: TrainingConfig, kpset: KeypointSet, epoch: int, re
             "metrics": {k: v for k, v in record.items() if k.startswith("val_")}}
 
 
+_PART_WORDS = {"backbone": "the backbone", "all_but_head": "everything but the final layer"}
+
+
 def _tuning_line(optimizer: torch.optim.Optimizer, tcfg: TrainSection) -> str:
     """The run's first lines say which tensors learn at which rate, and what is frozen for how long."""
     groups = ", ".join(f"{g.get('name', 'group')}: {sum(p.numel() for p in g['params']):,} weights at "
                        f"{g.get('lr_scale', 1.0):g} x lr" for g in optimizer.param_groups)
     line = f"learning rates: {groups}"
     if tcfg.freeze.epochs:
-        line += f"; the {tcfg.freeze.part} is frozen (BatchNorm statistics too) for the first {tcfg.freeze.epochs} " \
-                "epoch(s)"
+        line += f"; {_PART_WORDS[tcfg.freeze.part]} is frozen (BatchNorm statistics too) for the first " \
+                f"{tcfg.freeze.epochs} epoch(s)"
     return line
 
 
