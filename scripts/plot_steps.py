@@ -1,9 +1,8 @@
 """Validation PCK against optimisation steps for runs compared in docs/results.md (issue 24's fine-tuning
 recipe): the x axis is steps, not minutes, since the runs shared a 2-core machine with other jobs.
 
-    python scripts/plot_steps.py --steps-per-epoch 25 --start 0.0 \\
-        "fine-tuned=runs/finetune_mpii16_from_lspet/metrics.jsonl" "scratch=runs/scratch_mpii16/metrics.jsonl" \\
-        -o docs/figures/finetune_mpii16_curve.png
+    python scripts/plot_steps.py "fine-tuned=runs/finetune_mpii16_from_lspet/metrics.jsonl" \\
+        "scratch=runs/scratch_mpii16/metrics.jsonl" --steps-per-epoch 25 --start 0.7451 -o docs/figures/curve.png
 """
 
 from __future__ import annotations
