@@ -27,6 +27,7 @@ from ..models.dropout import set_fast_dropout
 from ..models.imagenet_init import init_backbone_from_imagenet
 from ..models.variants import build_model
 from ..utils.cores import native_bf16
+from ..weights import resolve_weights
 from .builders import build_datasets
 from .distributed import (
     DistInfo,
@@ -152,23 +153,71 @@ def train(config: dict[str, Any] | str | Path, overrides: list[str] | None = Non
         cleanup(info)
 
 
-def _build_model(config: TrainingConfig, kpset: KeypointSet, info: DistInfo) -> torch.nn.Module:
-    """The model of the config, initialised from ImageNet or given weights as ``init`` says."""
+def _build_model(config: TrainingConfig, kpset: KeypointSet, info: DistInfo) -> tuple[torch.nn.Module, set[str]]:
+    """The model of the config, initialised from ImageNet or given weights as ``init`` says, and the names of
+    the tensors that init loaded (the pretrained part, which ``train.pretrained_lr_scale`` slows)."""
     overrides = dict(config.model_overrides)
     overrides.setdefault("num_keypoints", kpset.num_keypoints)
     model = build_model(config.model, **overrides)
+    pretrained: set[str] = set()
     if config.init.imagenet:
         report = init_backbone_from_imagenet(model, config.init.imagenet)
+        pretrained.update(report.loaded)
         if info.is_main:
             print(report)
     if config.init.weights:
-        report = load_weights(model, config.init.weights, keypoint_set=kpset, joint_map=config.init.joint_map)
+        report = load_weights(model, _init_weights_file(config), keypoint_set=kpset, joint_map=config.init.joint_map)
+        # the final layer is never counted: its channels are per joint and some may start fresh
+        pretrained.update(report.loaded)
         if info.is_main:
             print(report.summary())
-    return model
+    return model, pretrained
 
 
-def _optimizer(tcfg: TrainSection, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+def _init_weights_file(config: TrainingConfig) -> Path:
+    """``init.weights``: a file, else a registry tag of the config's model (``tpose weights`` lists them)."""
+    given = str(config.init.weights)
+    if Path(given).is_file() or Path(given).suffix in (".safetensors", ".pth", ".pt"):
+        return Path(given)  # a missing file is reported by the load, by its name
+    return resolve_weights(config.model, given)
+
+
+def param_groups(model: torch.nn.Module, pretrained: set[str], scale: float) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: the pretrained tensors at ``scale`` times the learning rate, the rest
+    (the final layer, and anything init did not load) at the full rate; each group carries its ``lr_scale``."""
+    slow = [p for n, p in model.named_parameters() if p.requires_grad and n in pretrained]
+    full = [p for n, p in model.named_parameters() if p.requires_grad and n not in pretrained]
+    groups = [{"params": full, "lr_scale": 1.0, "name": "fresh"}]
+    if slow:
+        groups.insert(0, {"params": slow, "lr_scale": float(scale), "name": "pretrained"})
+    return groups
+
+
+def frozen_part(model: torch.nn.Module, part: str) -> list[tuple[str, torch.nn.Module]]:
+    """The submodules ``train.freeze.part`` names: the backbone, or everything but the final layer."""
+    bare = _bare(model)
+    if part == "backbone":
+        names = list(getattr(bare, "_backbone_names", ()))
+        if not names:
+            raise ValueError(f"{type(bare).__name__} names no backbone: use train.freeze.part=all_but_head")
+    else:
+        names = [n for n, _ in bare.named_children() if n != "final_layer"]
+    return [(n, getattr(bare, n)) for n in names]
+
+
+def set_frozen(model: torch.nn.Module, part: str, frozen: bool) -> None:
+    """Freeze (or release) ``part``: no gradient, so no update and no weight decay; its BatchNorm layers also keep
+    their running statistics (eval mode), since a few small batches would only blur the pretrained ones."""
+    for _, module in frozen_part(model, part):
+        for p in module.parameters():
+            p.requires_grad_(not frozen)
+        if frozen:
+            for m in module.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
+
+def _optimizer(tcfg: TrainSection, params: list[torch.nn.Parameter] | list[dict[str, Any]]) -> torch.optim.Optimizer:
     name = str(tcfg.optimizer).lower()
     if name == "adam":
         return torch.optim.Adam(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
@@ -187,7 +236,7 @@ class _Run:
         tcfg = config.train
         _seed_epoch(tcfg.seed, -1, 0)  # identical initial weights on every rank
         self.kpset = get_keypoint_set(config.keypoint_set)
-        self.model = _build_model(config, self.kpset, info)
+        self.model, pretrained = _build_model(config, self.kpset, info)
         self.input_size = self.model.config.input_size
         if not info.is_main:
             barrier(info)  # let rank 0 build the crop cache first, then load it
@@ -201,13 +250,16 @@ class _Run:
         if tcfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = _optimizer(tcfg, self.params)
+        self.optimizer = _optimizer(tcfg, param_groups(self.model, pretrained, tcfg.pretrained_lr_scale))
+        if info.is_main and (tcfg.pretrained_lr_scale != 1.0 or tcfg.freeze.epochs):
+            print(_tuning_line(self.optimizer, tcfg))
         self.amp_dtype = resolve_amp(tcfg.amp, dev)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 and dev.type == "cuda" else None
         self.best: float | None = None
         self.best_epoch: int | None = None
         self.ckpt_path = out_dir / "last.ckpt"
         self._train_step: TrainStep | None = None
+        self._frozen = False  # train.freeze.part frozen now (set per epoch by _wrap)
 
     def resume(self) -> int:
         """The epochs already done by the checkpoint in the run folder (its weights and optimizer loaded)."""
@@ -238,11 +290,7 @@ class _Run:
         start_epoch = self.resume() if resume and self.ckpt_path.exists() else 0
         # records of epochs after the checkpoint (or of a run killed before its first one) are redone: drop them
         self.log.truncate_after(start_epoch)
-        net: torch.nn.Module = self.model
-        if info.enabled:
-            net = DistributedDataParallel(self.model, device_ids=[self.dev.index] if self.dev.type == "cuda" else None)
-        if tcfg.compile:
-            net = torch.compile(net)
+        net = self._wrap(frozen=start_epoch < tcfg.freeze.epochs)
         sampler = MixtureSampler([len(p.records) for p in self.data.parts], [p.weight for p in self.data.parts],
                                  seed=tcfg.seed, rank=info.rank, world_size=info.world_size)
         loader = self._loader(sampler)
@@ -252,6 +300,10 @@ class _Run:
         status = "finished" if start_epoch < tcfg.epochs else "resumed-finished"
         epochs_done = start_epoch
         for epoch in range(start_epoch, tcfg.epochs):
+            if tcfg.freeze.epochs and epoch == tcfg.freeze.epochs:
+                net = self._wrap(frozen=False)  # DDP and compile see the released part's gradients
+                if info.is_main:
+                    print(f"train.freeze: {_PART_WORDS[tcfg.freeze.part]} trains from epoch {epoch + 1} on")
             _seed_epoch(tcfg.seed, epoch, info.rank)
             sampler.set_epoch(epoch)
             record = self.train_epoch(net, loader, epoch, steps)
@@ -266,6 +318,20 @@ class _Run:
             self.check_replicas(net)
         return TrainResult(self.out_dir, epochs_done, self.best, self.best_epoch, status, self.log.history())
 
+    def _wrap(self, frozen: bool) -> torch.nn.Module:
+        """The network the steps run: the model with ``train.freeze.part`` frozen or not, under DDP/compile as
+        configured; built again when the freeze ends (DDP fixes the parameters it reduces when it is built)."""
+        tcfg = self.config.train
+        if tcfg.freeze.epochs:
+            set_frozen(self.model, tcfg.freeze.part, frozen)
+        self._frozen = frozen and bool(tcfg.freeze.epochs)
+        net: torch.nn.Module = self.model
+        if self.info.enabled:
+            net = DistributedDataParallel(self.model, device_ids=[self.dev.index] if self.dev.type == "cuda" else None)
+        if tcfg.compile:
+            net = torch.compile(net)
+        return net
+
     def train_epoch(self, net: torch.nn.Module, loader: DataLoader, epoch: int, steps: int) -> dict[str, Any]:
         """One epoch of optimisation steps; returns its log record (loss, learning rate, speed)."""
         tcfg, info, dev, train_ds = self.config.train, self.info, self.dev, self.data.train
@@ -273,6 +339,8 @@ class _Run:
         if not self.config.data.workers and hasattr(train_ds, "_rng"):
             train_ds._rng = None  # in-process augmentation: reseed from this epoch's torch seed
         net.train()
+        if self._frozen:
+            set_frozen(self.model, tcfg.freeze.part, True)  # net.train() put its BatchNorm layers back in training
         loss_sum, n_seen, t0, lr = 0.0, 0, time.time(), tcfg.lr
         bar = _progress(steps, f"epoch {epoch + 1}/{tcfg.epochs}", self.progress and info.is_main)
         for step, batch in enumerate(loader):
@@ -306,7 +374,7 @@ class _Run:
             self._train_step = TrainStep(net, self.optimizer, self.dev, tcfg.channels_last, self.amp_dtype,
                                          self.scaler, float(tcfg.grad_clip or 0))
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         try:
             loss = self._train_step(batch["image"], batch["target"], batch["target_weight"])
         except FloatingPointError as err:
@@ -374,6 +442,20 @@ def _weights_metadata(config: TrainingConfig, kpset: KeypointSet, epoch: int, re
                       ) -> dict[str, Any]:
     return {"variant": config.model, "keypoint_set": kpset.to_dict(), "epoch": epoch,
             "metrics": {k: v for k, v in record.items() if k.startswith("val_")}}
+
+
+_PART_WORDS = {"backbone": "the backbone", "all_but_head": "everything but the final layer"}
+
+
+def _tuning_line(optimizer: torch.optim.Optimizer, tcfg: TrainSection) -> str:
+    """The run's first lines say which tensors learn at which rate, and what is frozen for how long."""
+    groups = ", ".join(f"{g.get('name', 'group')}: {sum(p.numel() for p in g['params']):,} weights at "
+                       f"{g.get('lr_scale', 1.0):g} x lr" for g in optimizer.param_groups)
+    line = f"learning rates: {groups}"
+    if tcfg.freeze.epochs:
+        line += f"; {_PART_WORDS[tcfg.freeze.part]} is frozen (BatchNorm statistics too) for the first " \
+                f"{tcfg.freeze.epochs} epoch(s)"
+    return line
 
 
 def _epoch_line(record: dict[str, Any]) -> str:

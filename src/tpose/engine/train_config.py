@@ -41,7 +41,8 @@ class _Section(BaseModel):
 
 class InitSection(_Section):
     imagenet: str | None = None  # a torchvision ResNet-50 / HRNet ImageNet file for the backbone
-    weights: str | None = None  # tpose or released weights to start from, of any keypoint set (loaded by joint name)
+    # tpose or released weights to start from (a file or a registry tag), of any keypoint set (loaded by joint name)
+    weights: str | None = None
     joint_map: dict[str, str | list[str] | None] = {}  # model joint -> the weights' joint(s), mean of a list
 
 
@@ -104,6 +105,13 @@ class DataSection(_Section):
         return self
 
 
+class FreezeSection(_Section):
+    """Small data: keep the pretrained part fixed while the fresh final layer settles (``train.freeze``)."""
+
+    part: Literal["backbone", "all_but_head"] = "backbone"  # all_but_head: everything but the final layer
+    epochs: Count = 0  # the first N epochs; 0 = never frozen
+
+
 class TrainSection(_Section):
     epochs: PositiveInt = 230
     batch_size: PositiveInt = 32
@@ -125,6 +133,9 @@ class TrainSection(_Section):
     time_limit_minutes: NonNegative = 0.0  # stop cleanly (after a checkpoint) when spent; resume later
     # progressive resizing: [[first epoch (1-based), [H, W]], ...]; the model's own input size otherwise
     input_sizes: list[tuple[PositiveInt, tuple[PositiveInt, PositiveInt]]] = []
+    freeze: FreezeSection = FreezeSection()
+    # the learning rate of the tensors init loaded (init.weights, init.imagenet) is lr times this
+    pretrained_lr_scale: Annotated[float, Field(gt=0, le=1)] = 1.0
 
     @field_validator("input_sizes")
     @classmethod
@@ -133,6 +144,12 @@ class TrainSection(_Section):
         if epochs != sorted(set(epochs)):
             raise ValueError(f"epochs must increase, got {epochs}")
         return value
+
+    @model_validator(mode="after")
+    def _freeze_within_run(self) -> TrainSection:
+        if self.freeze.epochs > self.epochs:
+            raise ValueError(f"freeze.epochs ({self.freeze.epochs}) is more than epochs ({self.epochs})")
+        return self
 
 
 class EvalSection(_Section):
@@ -181,6 +198,17 @@ class TrainingConfig(_Section):
             if key not in known:
                 raise ValueError(f"unknown key {key!r}{_suggest(key, known)}; known: {', '.join(known)}")
         return value
+
+    @model_validator(mode="after")
+    def _pretrained_options_need_weights(self) -> TrainingConfig:
+        # freezing or slowing random weights would only slow training: these options are for a pretrained start
+        if not (self.init.weights or self.init.imagenet):
+            given = [k for k, on in (("train.freeze.epochs", self.train.freeze.epochs > 0),
+                                     ("train.pretrained_lr_scale", self.train.pretrained_lr_scale != 1.0)) if on]
+            if given:
+                raise ValueError(f"{' and '.join(given)} only make sense for pretrained weights: set init.weights "
+                                 "(or init.imagenet) too")
+        return self
 
 
 DEFAULTS: dict[str, Any] = TrainingConfig().model_dump(mode="json")
