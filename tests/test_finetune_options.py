@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tpose.models.registry import build_model
+from tpose.models.variants import build_model
 
 from tpose.data.keypoint_sets import COCO17, LSP14, get_keypoint_set
 from tpose.engine.state import load_training_state
