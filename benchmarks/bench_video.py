@@ -395,3 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     del results
     return 0
 
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -56,15 +56,18 @@ def test_the_int8_file_is_found_beside_safetensors_only(weights_with_int8) -> No
     assert find_int8(weights.with_name("other.safetensors")) is None
 
 
-def test_realtime_takes_bf16_where_native(weights_with_int8, monkeypatch) -> None:
+def test_realtime_takes_bf16_where_native_for_weights_without_an_int8_model(tmp_path, monkeypatch) -> None:
     _bf16(monkeypatch, True)
-    p = PosePredictor(weights_with_int8[0], flip_test=False, precision="realtime", detector=None)
+    weights = save_weights(tiny_model("transpose_r_a3", num_keypoints=14, input_size=(64, 48)),
+                           tmp_path / "alone.safetensors", extra_metadata={"keypoint_set": "lsp14"})
+    p = PosePredictor(weights, flip_test=False, precision="realtime", detector=None)
     assert p.precision == "bf16" and p.backend == "torch"
     assert "bf16" in p.precision_note and "--flip --precision fp32" in p.precision_note
 
 
-def test_realtime_takes_the_shipped_int8_model_without_native_bf16(weights_with_int8, monkeypatch) -> None:
-    _bf16(monkeypatch, False)
+@pytest.mark.parametrize("native", [False, True])
+def test_realtime_takes_the_shipped_int8_model(weights_with_int8, monkeypatch, native: bool) -> None:
+    _bf16(monkeypatch, native)  # measured faster than bf16 too, where the CPU has native bf16
     weights, companion = weights_with_int8
     p = PosePredictor(weights, flip_test=False, precision="realtime", detector=None)
     assert p.precision == "int8" and p.backend == "onnxruntime" and p.loaded.weights == str(companion)

@@ -17,9 +17,9 @@ from ..data.keypoint_sets import KeypointSet
 from .detector import PersonDetector, default_detector
 
 PRECISIONS = ("fp32", "bf16", "int8")
-# the real-time path's precision, resolved by the predictor once the weights and the CPU are known: bf16 where
-# the CPU has native bf16, else the int8 model shipped beside the weights (within 0.005 PCK@0.2 of fp32 without
-# the flip test, its metadata says), else fp32
+# the real-time path's precision, resolved by the predictor once the weights and the CPU are known: the int8
+# model shipped beside the weights (within 0.005 PCK@0.2 of fp32 without the flip test, its metadata says), else
+# bf16 where the CPU has native bf16, else fp32 (the fastest first, as measured in benchmarks/results/video.md)
 REALTIME = "realtime"
 ACCURATE_FLAGS = "--flip --precision fp32"  # how a video asks for the accurate (photo) path
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
@@ -139,8 +139,8 @@ class PredictOptions:
 
     ``flip_test`` and ``precision`` are "chosen by the source" by default (None / "auto"): the accurate path
     for images (``PredictorOptions``' flip test and fp32) and the real-time path for videos and cameras (no
-    flip test, precision ``"realtime"``: bf16 where the CPU has native bf16, else the shipped int8 model
-    where the weights have one, else fp32; the predictor resolves it); give them to choose. Persons come from
+    flip test, precision ``"realtime"``: the shipped int8 model where the weights have one, else bf16 where
+    the CPU has native bf16, else fp32; the predictor resolves it); give them to choose. Persons come from
     ``detections`` (a COCO detection-results file, boxes scoring at least ``min_box_score``; ``det_gt`` names
     their images), else from ``detector``.
     """

@@ -78,12 +78,14 @@ def choose_precision(precision: str, loaded: LoadedModel) -> tuple[str, str]:
                          "have one); make one with `tpose export --int8` and pass the .onnx as --weights")
     if precision != REALTIME:
         return precision, f"{precision} {'ONNX Runtime (shipped int8 model)' if precision == 'int8' else 'PyTorch'}"
-    if native_bf16(loaded.device):
-        return "bf16", (f"real-time path: bf16 PyTorch (native bf16 here), no flip test; accurate path: "
-                        f"{ACCURATE_FLAGS}")
+    # measured fastest first (benchmarks/results/video.md): the int8 model ran the pose network faster than bf16
+    # autocast even on CPUs with native bf16, and bf16 beats fp32 only where bf16 is native
     if int8_file is not None:
-        return "int8", (f"real-time path: the shipped int8 model (no native bf16 here), no flip test; accurate "
-                        f"path: {ACCURATE_FLAGS}")
+        return "int8", (f"real-time path: the shipped int8 model (ONNX Runtime), no flip test; accurate path: "
+                        f"{ACCURATE_FLAGS}")
+    if native_bf16(loaded.device):
+        return "bf16", (f"real-time path: bf16 PyTorch (native bf16 here; no int8 model ships with these weights), "
+                        f"no flip test; accurate path: {ACCURATE_FLAGS}")
     return "fp32", (f"real-time path: fp32 PyTorch (no native bf16, no int8 model for these weights), no flip "
                     f"test; accurate path: {ACCURATE_FLAGS}")
 
@@ -119,8 +121,9 @@ class PosePredictor:
     path), ``"bf16"`` (autocast, 2.3x faster on CPUs with native bf16, 10-20x slower without), ``"int8"``
     (the int8 ONNX model shipped beside the weights, ``<stem>_int8.onnx``, run by ONNX Runtime; refused
     unless its recorded weights hash is these weights', see ``tpose.weights.int8``), or ``"realtime"``: the
-    fastest of these that passes the accuracy gate on this CPU, bf16 where the CPU has it natively, else the
-    shipped int8 model where the weights have one, else fp32. The predictor used to pick no int8 by itself;
+    fastest of these that passes the accuracy gate, as measured: the shipped int8 model where the weights
+    have one (faster than bf16 even on CPUs with native bf16, and 1.3-2x fp32 without), else bf16 where
+    the CPU has it natively, else fp32. The predictor used to pick no int8 by itself;
     now the real-time path (videos and cameras, ``tpose predict``) does, for the reason it already took bf16:
     a frame rate is the point there, and the gate (at most 0.005 PCK@0.2 below fp32 without the flip test on
     LSPET validation and the MPII split, measured when the file is built and kept in its metadata) bounds
