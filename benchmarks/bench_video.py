@@ -176,7 +176,7 @@ def _child_rows(names: Sequence[str], limit: dict[str, str], args: argparse.Name
     with tempfile.TemporaryDirectory(prefix="tpose-bench-child-") as tmp:
         rows_file = Path(tmp) / "rows.json"
         cmd = [sys.executable, str(HERE / "bench_video.py"), "--frames", str(args.frames), "--video", str(args.video),
-               "--weights", str(args.weights), "--detector", str(args.detector), "--no-photos", "--out", "",
+               "--weights", str(args.weights), "--detector", str(args.detector), "--no-photos", "--out", "none",
                "--rows-json", str(rows_file), "--only", *names]
         subprocess.run(cmd, env={**os.environ, **limit}, check=True, stdout=subprocess.DEVNULL)
         return json.loads(rows_file.read_text())
@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8-pose", type=Path, help="the pose model quantized to int8 (tpose export --int8)")
     p.add_argument("--photos", type=Path, default=Path("../shared/data/coco-mini/train2017"))
     p.add_argument("--only", nargs="*", help="run only these configuration names")
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="report folder (none: no report)")
     p.add_argument("--note", default="")
     p.add_argument("--no-photos", action="store_true")
     p.add_argument("--avx2", action="store_true", help="also time the main rows limited to AVX2 (a child process)")
@@ -391,7 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.yolo_python or args.avx2:
         extra["side_by_side"] = side_by_side(args)
     results = run_benchmark(args.video, args.frames, args.weights, args.detector, configs, pose_files,
-                            None if args.no_photos else args.photos, args.out or None, command, args.note, extra)
+                            None if args.no_photos else args.photos, None if str(args.out) in (".", "none") else args.out,
+                            command, args.note, extra)
     del results
     return 0
 
