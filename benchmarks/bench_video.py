@@ -390,9 +390,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra["avx2_rows"] = _child_rows([c.name for c in configs if c.name in AVX2_CONFIGS], AVX2_ENV, args)
     if args.yolo_python or args.avx2:
         extra["side_by_side"] = side_by_side(args)
+    out = None if str(args.out) in (".", "none") else args.out
     results = run_benchmark(args.video, args.frames, args.weights, args.detector, configs, pose_files,
-                            None if args.no_photos else args.photos, None if str(args.out) in (".", "none") else args.out,
-                            command, args.note, extra)
+                            None if args.no_photos else args.photos, out, command, args.note, extra)
     del results
     return 0
 
