@@ -116,3 +116,22 @@ def test_videos_ask_for_the_realtime_path_and_photos_for_fp32() -> None:
     assert PredictOptions().for_source(real_time=True).precision == "realtime"
     assert PredictOptions().for_source(real_time=False).precision == "fp32"
     assert PredictOptions(precision="int8").for_source(real_time=False).precision == "int8"
+
+
+def test_predict_on_a_video_says_which_path_runs(weights_with_int8, tmp_path, capsys, monkeypatch) -> None:
+    import cv2
+
+    from tpose.inference.options import DetectorOptions
+    from tpose.inference.predict_job import run_predict
+
+    _bf16(monkeypatch, False)
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (48, 64))
+    for i in range(3):
+        writer.write(np.full((64, 48, 3), 40 * i, np.uint8))
+    writer.release()
+    options = PredictOptions(detector=DetectorOptions(None), progress=False)
+    summary = run_predict(video, tmp_path / "out", weights=weights_with_int8[0], options=options)
+    err = capsys.readouterr().err
+    assert "real-time path: the shipped int8 model" in err and "--flip --precision fp32" in err
+    assert summary["precision"] == "int8"

@@ -59,7 +59,7 @@ def run_predict(
     source = open_source(input, skip_errors=True, max_frames=options.max_frames)
     is_video = source.kind == "video"
     predictor = PosePredictor.from_options(model, weights, options.for_source(real_time=is_video), finder)
-    if is_video and options.progress:
+    if is_video:  # one line: which path runs, and the flags of the accurate one
         print(predictor.precision_note, file=sys.stderr)
     dets = load_detections(options.detections, gt_json=options.det_gt) if options.detections is not None else None
     follower = PoseTracker(predictor, options.tracking) if is_video and dets is None and finder is not None else None
