@@ -1,6 +1,6 @@
 """Build the int8 model that ships beside the shipped weights: run it whenever those weights change.
 
-    python scripts/build_shipped_int8.py               # everything: export, calibrate, quantize, both gates
+    python scripts/build_shipped_int8.py               # everything (824 s on 2 heavily loaded cores)
     python scripts/build_shipped_int8.py --reuse-int8  # keep the quantization, redo the real-time gate
 
 What it does, in order: export the shipped ``.safetensors`` to an fp32 ONNX file (temporary); quantize it
