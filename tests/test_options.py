@@ -48,7 +48,7 @@ def test_predict_options_choose_the_real_time_path_for_videos_only() -> None:
     images = PredictOptions().for_source(real_time=False)
     assert images.flip_test is True and images.precision == "fp32"
     video = PredictOptions().for_source(real_time=True)
-    assert video.flip_test is False and video.precision in ("fp32", "bf16")  # bf16 only where the CPU has it
+    assert video.flip_test is False and video.precision == "realtime"  # resolved by the predictor for this CPU
     chosen = PredictOptions(flip_test=True, precision="fp32").for_source(real_time=True)
     assert chosen.flip_test is True and chosen.precision == "fp32"
     kept = PredictOptions(predictor=PredictorOptions(batch_size=4, nms_threshold=None)).for_source(real_time=True)
@@ -56,7 +56,7 @@ def test_predict_options_choose_the_real_time_path_for_videos_only() -> None:
 
 
 def test_predictor_options_refuse_what_no_predictor_runs() -> None:
-    for bad in ({"decode": "soft"}, {"batch_size": 0}, {"channel_order": "rgba"}, {"precision": "int8"},
+    for bad in ({"decode": "soft"}, {"batch_size": 0}, {"channel_order": "rgba"}, {"precision": "fp16"},
                 {"memory_format": "nhwc"}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             PredictorOptions(**bad).check()  # type: ignore[arg-type]

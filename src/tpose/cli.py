@@ -419,10 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draw-boxes", action="store_true")
     p.add_argument("--backend", choices=("torch", "onnx", "onnxruntime"),
                    help="torch or onnxruntime (default: onnxruntime for an .onnx --weights, else torch)")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=_PREDICT.precision,
-                   help="torch path: bf16 autocast is about 2x faster on CPUs with native bf16 (PCK within 0.003 "
-                        "of fp32); auto: fp32 for images, bf16 for videos and cameras where native. int8: give an "
-                        "int8 .onnx (tpose export --int8)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default=_PREDICT.precision,
+                   help="auto: fp32 for images; for videos and cameras the fastest path measured within 0.005 "
+                        "PCK@0.2 of fp32 (the int8 model shipped with the weights, else bf16 where the CPU has it "
+                        "natively, else fp32). bf16: PyTorch autocast, fast only with native bf16. int8: the "
+                        "shipped weights' int8 model (other weights: export one with tpose export --int8 and pass "
+                        "the .onnx)")
     p.add_argument("--threads", type=_positive_int,
                    help="torch threads, at least 1 (default: the cores other processes leave free)")
     p.add_argument("--no-progress", action="store_true")

@@ -2,8 +2,8 @@
 
 Each default lives here and only here: ``PosePredictor``'s keyword defaults read :class:`PredictorOptions`,
 the detector flags of ``predict``, ``explain`` and ``eval --detector`` are parsed by :class:`DetectorOptions`,
-and ``tpose predict``'s choices for videos (no flip test, bf16 where native) are made by
-:meth:`PredictOptions.for_source`.
+and ``tpose predict``'s choices for videos (no flip test, the fastest precision within the accuracy gate on
+this CPU) are made by :meth:`PredictOptions.for_source`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,14 @@ from typing import Any
 
 from ..codecs import get_decoder
 from ..data.keypoint_sets import KeypointSet
-from ..utils.cores import native_bf16
 from .detector import PersonDetector, default_detector
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
+# the real-time path's precision, resolved by the predictor once the weights and the CPU are known: the int8
+# model shipped beside the weights (within 0.005 PCK@0.2 of fp32 without the flip test, its metadata says), else
+# bf16 where the CPU has native bf16, else fp32 (the fastest first, as measured in benchmarks/results/video.md)
+REALTIME = "realtime"
+ACCURATE_FLAGS = "--flip --precision fp32"  # how a video asks for the accurate (photo) path
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 CHANNEL_ORDERS = ("rgb", "bgr")
 WHOLE_IMAGE_WORDS = ("none", "whole", "whole-image")
@@ -79,8 +83,9 @@ class PredictorOptions:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.channel_order not in CHANNEL_ORDERS:
             raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {self.channel_order!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be 'fp32' or 'bf16' (int8: an exported file), got {self.precision!r}")
+        if self.precision not in (*PRECISIONS, REALTIME):
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} or {REALTIME!r}, "
+                             f"got {self.precision!r}")
         if self.memory_format not in MEMORY_FORMATS:
             raise ValueError(f"memory_format must be auto, channels_last or contiguous, got {self.memory_format!r}")
 
@@ -139,7 +144,8 @@ class PredictOptions:
 
     ``flip_test`` and ``precision`` are "chosen by the source" by default (None / "auto"): the accurate path
     for images (``PredictorOptions``' flip test and fp32) and the real-time path for videos and cameras (no
-    flip test, bf16 autocast where the CPU has native bf16); give them to choose. Persons come from
+    flip test, precision ``"realtime"``: the shipped int8 model where the weights have one, else bf16 where
+    the CPU has native bf16, else fp32; the predictor resolves it); give them to choose. Persons come from
     ``detections`` (a COCO detection-results file, boxes scoring at least ``min_box_score``; ``det_gt`` names
     their images), else from ``detector``.
     """
@@ -161,5 +167,5 @@ class PredictOptions:
         flip = (PREDICTOR_DEFAULTS.flip_test and not real_time) if self.flip_test is None else self.flip_test
         precision = self.precision
         if precision == "auto":
-            precision = "bf16" if real_time and native_bf16(self.predictor.device) else PREDICTOR_DEFAULTS.precision
+            precision = REALTIME if real_time else PREDICTOR_DEFAULTS.precision
         return replace(self.predictor, flip_test=flip, precision=precision)

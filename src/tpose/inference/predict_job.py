@@ -5,6 +5,7 @@ boxes) while the rest finishes.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -79,6 +80,8 @@ def run_predict(
     own_outputs = _leave_out_own_outputs(source)
     is_video = source.kind == "video"
     predictor = PosePredictor.from_options(model, weights, options.for_source(real_time=is_video), finder)
+    if is_video:  # one line: which path runs, and the flags of the accurate one
+        print(predictor.precision_note, file=sys.stderr)
     dets = load_detections(options.detections, gt_json=options.det_gt) if options.detections is not None else None
     follower = PoseTracker(predictor, options.tracking) if is_video and dets is None and finder is not None else None
     written = _Outputs(out_dir, options.output, predictor.keypoint_set, source, dets,

@@ -23,11 +23,12 @@ from torch import nn
 from ..codecs import PIXEL_STD, normalize_batch
 from ..data.keypoint_sets import KeypointSet
 from ..engine.metrics import oks_nms, rescore
-from ..factory import load_pose_model
-from ..utils.cores import CoreBudget
+from ..factory import LoadedModel, load_pose_model
+from ..utils.cores import CoreBudget, native_bf16
+from ..weights.int8 import check_int8, find_int8
 from .detector import PersonBoxes, PersonDetector
 from .images import as_rgb_image, check_boxes
-from .options import DetectorOptions, PredictorOptions
+from .options import ACCURATE_FLAGS, REALTIME, DetectorOptions, PredictorOptions
 from .results import person_record
 from .sources import Detections, Frame, ImageSource, load_detections, open_source
 
@@ -59,6 +60,47 @@ def person_score(keypoint_scores: np.ndarray, box_score: float, threshold: float
     return float(rescore(np.asarray(keypoint_scores).reshape(1, -1), float(box_score), threshold)[0])
 
 
+def choose_precision(precision: str, loaded: LoadedModel) -> tuple[str, str]:
+    """The precision that runs (``"realtime"`` resolved for this CPU and these weights) and a one-line note
+    saying so. ``"int8"`` on PyTorch weights needs their shipped int8 model; an ``.onnx`` file runs as it is."""
+    cpu = loaded.device.type == "cpu"
+    int8_file = find_int8(loaded.weights) if loaded.backend == "torch" and cpu else None
+    if loaded.backend != "torch":
+        kind = str(loaded.metadata.get("precision", "fp32"))
+        if precision == "bf16":
+            raise ValueError(f"precision bf16 is a PyTorch path; {loaded.weights} is an ONNX file ({kind})")
+        if precision == "int8" and kind != "int8":
+            raise ValueError(f"precision int8: {loaded.weights} is an {kind} ONNX file, not an int8 one "
+                             "(make one with `tpose export --int8`)")
+        return kind, f"{kind} ONNX Runtime ({Path(str(loaded.weights)).name})"
+    if precision == "int8" and int8_file is None:
+        raise ValueError(f"precision int8: no int8 model ships beside {loaded.weights} (only the shipped weights "
+                         "have one); make one with `tpose export --int8` and pass the .onnx as --weights")
+    if precision != REALTIME:
+        return precision, f"{precision} {'ONNX Runtime (shipped int8 model)' if precision == 'int8' else 'PyTorch'}"
+    # measured fastest first (benchmarks/results/video.md): the int8 model ran the pose network faster than bf16
+    # autocast even on CPUs with native bf16, and bf16 beats fp32 only where bf16 is native
+    if int8_file is not None:
+        return "int8", (f"real-time path: the shipped int8 model (ONNX Runtime), no flip test; accurate path: "
+                        f"{ACCURATE_FLAGS}")
+    if native_bf16(loaded.device):
+        return "bf16", (f"real-time path: bf16 PyTorch (native bf16 here; no int8 model ships with these weights), "
+                        f"no flip test; accurate path: {ACCURATE_FLAGS}")
+    return "fp32", (f"real-time path: fp32 PyTorch (no native bf16, no int8 model for these weights), no flip "
+                    f"test; accurate path: {ACCURATE_FLAGS}")
+
+
+def load_int8(loaded: LoadedModel, threads: int | None = None) -> LoadedModel:
+    """The int8 model shipped beside ``loaded``'s weights, refused unless it records their SHA-256."""
+    int8_file = find_int8(loaded.weights)
+    if int8_file is None:
+        raise ValueError(f"no int8 model beside {loaded.weights}")
+    int8 = load_pose_model(int8_file, backend="onnxruntime", device=loaded.device, input_size=loaded.input_size,
+                           keypoint_set=loaded.keypoint_set, threads=threads)
+    check_int8(int8.metadata, str(loaded.weights), int8_file)
+    return int8
+
+
 class PosePredictor:
     """Keypoints of the people in images, given their boxes (or the whole image as one box).
 
@@ -75,9 +117,18 @@ class PosePredictor:
     as one person. Detected persons pass OKS-NMS at ``nms_threshold``.
 
     Speed: the PyTorch path runs in channels_last memory on the CPU (``memory_format="auto"``; measured the
-    fastest fp32 path, benchmarks/results/int8.md), and ``precision="bf16"`` runs it under bf16 autocast
-    (2.3x faster on CPUs with native bf16, slightly different numbers: never chosen for you); int8 is an
-    exported file (``tpose export --int8``), also only when you give it. ``threads``: PyTorch intra-op
+    fastest fp32 path, benchmarks/results/int8.md). ``precision``: ``"fp32"`` (the default, the accurate
+    path), ``"bf16"`` (autocast, 2.3x faster on CPUs with native bf16, 10-20x slower without), ``"int8"``
+    (the int8 ONNX model shipped beside the weights, ``<stem>_int8.onnx``, run by ONNX Runtime; refused
+    unless its recorded weights hash is these weights', see ``tpose.weights.int8``), or ``"realtime"``: the
+    fastest of these that passes the accuracy gate, as measured: the shipped int8 model where the weights
+    have one (faster than bf16 even on CPUs with native bf16, and 1.3-2x fp32 without), else bf16 where
+    the CPU has it natively, else fp32. The predictor used to pick no int8 by itself;
+    now the real-time path (videos and cameras, ``tpose predict``) does, for the reason it already took bf16:
+    a frame rate is the point there, and the gate (at most 0.005 PCK@0.2 below fp32 without the flip test on
+    LSPET validation and the MPII split, measured when the file is built and kept in its metadata) bounds
+    what it costs. Photos keep fp32 unless asked. Attention maps (``return_attention``) always come from the
+    fp32 PyTorch model. ``precision_note`` says in one line which path runs. ``threads``: PyTorch intra-op
     threads; None (default) follows the cores other processes leave free (see ``CoreBudget``), which kept a
     forward pass beside one busy process at 1.5x its idle time instead of 2.9x.
 
@@ -110,6 +161,12 @@ class PosePredictor:
         self.options = options
         loaded = load_pose_model(model, weights, backend=backend, device=device, input_size=input_size,
                                  keypoint_set=keypoint_set, threads=threads)
+        self.fp32_model: nn.Module | None = None  # the PyTorch model kept for attention maps when int8 runs
+        precision, why = choose_precision(precision, loaded)
+        if precision == "int8" and loaded.backend == "torch":
+            self.fp32_model = loaded.model
+            loaded = load_int8(loaded, threads)
+        self.precision_note = why
         self.loaded = loaded
         self.model: nn.Module = loaded.model
         self.keypoint_set: KeypointSet = loaded.keypoint_set
@@ -202,11 +259,12 @@ class PosePredictor:
                 torch.set_num_threads(n)
         if self.channels_last and self.backend == "torch":
             x = x.contiguous(memory_format=torch.channels_last)
+        if return_attention:  # explanations: always the fp32 PyTorch model's attention
+            net = self.fp32_model if self.fp32_model is not None else self.model
+            return net(x, return_attention=True, keep_heads=keep_heads)
         autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16"
                     and self.backend == "torch" else contextlib.nullcontext())
         with autocast:
-            if return_attention:
-                return self.model(x, return_attention=True, keep_heads=keep_heads)
             return self.model(x)
 
     @torch.inference_mode()
