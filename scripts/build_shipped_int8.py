@@ -25,8 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tpose.data.keypoint_sets import LIMB_JOINTS
 from tpose.engine.config import read_yaml
+
+from tpose.data.keypoint_sets import LIMB_JOINTS
 from tpose.engine.evaluate import evaluate
 from tpose.engine.options import EvalSettings
 from tpose.export.int8 import Int8Options, load_validation, quantize_model

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tpose.models.variants import build_model
 
 from tpose.data.keypoint_sets import COCO17, LSP14, get_keypoint_set
 from tpose.engine.state import load_training_state
 from tpose.engine.train import frozen_part, param_groups, train
 from tpose.engine.train_config import ConfigError, load_config
 from tpose.models.checkpoint import load_weights, save_released_layout, save_weights
+from tpose.models.variants import build_model
 
 from .synthetic import TINY, tiny_train_config, write_coco_dataset
 
