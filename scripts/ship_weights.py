@@ -88,19 +88,30 @@ def ship(run: Path, cycle: str, figures: dict[str, float]) -> None:
 
 
 def follow(python: str) -> None:
-    """What follows the weights: the shipped int8 model and the README's demo figures."""
+    """What follows the weights: the shipped int8 model and the README's figures (its first command, run as
+    written; the drawn photos scaled to the README's 360 px height, the explanation figures copied)."""
+    import cv2
+
     int8 = ROOT / "scripts/build_shipped_int8.py"
     if int8.exists():
         subprocess.run([python, str(int8)], check=True, cwd=ROOT)
     out = ROOT / "outputs/ship_demo"
     subprocess.run([python, "-m", "tpose.cli", "predict", *DEMO, "--detections", "docs/demo/boxes.json",
                     "-o", str(out)], check=True, cwd=ROOT)
+    subprocess.run([python, "-m", "tpose.cli", "explain", DEMO[0], "--boxes", "docs/demo/boxes.json", "--layers",
+                    "all", "--gradient", "-o", str(out / "explain")], check=True, cwd=ROOT)
     for image in DEMO:
         stem = Path(image).stem
-        drawn = next(out.glob(f"{stem}_pose.*[gG]"), None)
-        if drawn is not None:
-            shutil.copyfile(drawn, ROOT / f"docs/figures/demo_{stem}_pose{drawn.suffix}")
-    print("regenerated the shipped int8 model (when its script exists) and the demo figures")
+        drawn = cv2.imread(str(out / f"{stem}_pose.jpg"))
+        height = 360
+        width = round(drawn.shape[1] * height / drawn.shape[0])
+        cv2.imwrite(str(ROOT / f"docs/figures/demo_{stem}_pose.png"),
+                    cv2.resize(drawn, (width, height), interpolation=cv2.INTER_AREA))
+    for made, figure in (("dependency_all_mean.png", "demo_dependency_all_layers.png"),
+                         ("gradient.png", "demo_gradient.png"), ("position_embedding.png", "demo_position_embedding.png")):
+        shutil.copyfile(out / "explain" / made, ROOT / "docs/figures" / figure)
+    print(f"regenerated the shipped int8 model and the README figures; the gradient figures' numbers for the README: "
+          f"{out / 'explain' / 'gradient.json'}")
 
 
 def main() -> None:
