@@ -107,8 +107,9 @@ def follow(python: str) -> None:
         width = round(drawn.shape[1] * height / drawn.shape[0])
         cv2.imwrite(str(ROOT / f"docs/figures/demo_{stem}_pose.png"),
                     cv2.resize(drawn, (width, height), interpolation=cv2.INTER_AREA))
-    for made, figure in (("dependency_all_mean.png", "demo_dependency_all_layers.png"),
-                         ("gradient.png", "demo_gradient.png"), ("position_embedding.png", "demo_position_embedding.png")):
+    figures = {"dependency_all_mean.png": "demo_dependency_all_layers.png", "gradient.png": "demo_gradient.png",
+               "position_embedding.png": "demo_position_embedding.png"}
+    for made, figure in figures.items():
         shutil.copyfile(out / "explain" / made, ROOT / "docs/figures" / figure)
     print(f"regenerated the shipped int8 model and the README figures; the gradient figures' numbers for the README: "
           f"{out / 'explain' / 'gradient.json'}")
