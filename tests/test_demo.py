@@ -124,3 +124,14 @@ def test_concurrent_sessions_are_served_in_turn(tmp_path):
     assert report.errors == [] and report.requests == 8
     assert report.persons >= 8
     assert report.peak_rss_mb < report.rss_before_mb + 1500
+
+
+def test_the_shipped_int8_model_is_a_choice_and_explains_with_fp32_attention(engine):
+    label = next(c for c in engine.choices if "int8" in c)
+    predictor = engine.predictor(label)
+    assert predictor.fp32_model is not None and not hasattr(predictor.model, "global_encoder")  # ONNX Runtime runs
+    result = engine.analyse([str(PHOTOS[0])], label)
+    photo, index = result.person_at(result.person_labels()[0])
+    page = engine.explorer_page(photo, index, predictor)
+    data = json.loads(page.split('id="tpose-data">')[1].split("</script>")[0])
+    assert data["views"][0]["layers"] >= 2  # every attention layer, from the PyTorch model kept beside int8

@@ -3,11 +3,12 @@ in the browser, with the attention explorer of every person; it works with no ne
 
 from .app import build_app, launch_app, offline_theme
 from .engine import Analysis, DemoEngine, DemoInputError, PhotoResult, VideoResult
-from .options import OWN_WEIGHTS, SHIPPED, DemoLimits, DemoOptions, WeightsChoice
+from .options import OWN_WEIGHTS, SHIPPED, SHIPPED_INT8, DemoLimits, DemoOptions, WeightsChoice
 
 __all__ = [
     "OWN_WEIGHTS",
     "SHIPPED",
+    "SHIPPED_INT8",
     "Analysis",
     "DemoEngine",
     "DemoInputError",

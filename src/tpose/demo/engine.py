@@ -191,7 +191,8 @@ class DemoEngine:
                     self._predictors.pop(self._own_key, None)  # one user file in memory at a time
                 self._own_key = key
             try:
-                self._predictors[key] = PosePredictor(choice.model, weights=choice.weights, detector=self.detector)
+                self._predictors[key] = PosePredictor(choice.model, weights=choice.weights, detector=self.detector,
+                                                       precision=choice.precision)
             except (OSError, ValueError, RuntimeError, KeyError) as err:
                 if key.startswith("own:"):
                     self._own_key = None
@@ -302,12 +303,13 @@ class DemoEngine:
         """The HTML of ``tpose explain --html`` for one person of a photo: every layer and head (with their mean),
         fp32 attention of the person's crop, the keypoints the app drew (moved into the crop)."""
         person = photo.persons[index]
-        if not hasattr(predictor.model, "global_encoder") and not getattr(predictor.model, "attention_names", None):
+        net = predictor.fp32_model if predictor.fp32_model is not None else predictor.model  # int8: fp32 attention
+        if not hasattr(net, "global_encoder") and not getattr(net, "attention_names", None):
             raise DemoInputError("these weights give no attention (an ONNX file exported without --attention): "
                                  "choose PyTorch weights to explore the attention")
         crop = crop_person(photo.image, person.box, predictor.input_size)
         with self._lock:
-            att = run_attention(predictor.model, crop.tensor)
+            att = run_attention(net, crop.tensor)
         heads = ["mean", *(f"head {h}" for h in range(att.num_heads))]
         attention = np.concatenate([att.attention.mean(axis=1, keepdims=True), att.attention], axis=1)
         kset = predictor.keypoint_set

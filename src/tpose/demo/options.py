@@ -15,15 +15,18 @@ class WeightsChoice:
     """One entry of the app's weights list: what ``tpose.PosePredictor`` is given for it.
 
     ``model`` / ``weights`` are passed as they are (None, None: the weights shipped with tpose); an int8
-    ``.onnx`` file (``tpose export --int8``) is one more choice with ``model`` set to its path.
+    ``.onnx`` file (``tpose export --int8``) is one more choice with ``model`` set to its path; ``precision``
+    ``"int8"`` runs the int8 model shipped with the weights (its explorer still shows fp32 attention).
     """
 
     label: str
     model: str | None = None
     weights: str | None = None
+    precision: str = "fp32"
 
 
 SHIPPED = WeightsChoice("shipped: TransPose-R-A4, LSP+MPII, 128x96")
+SHIPPED_INT8 = WeightsChoice("shipped, int8 (ONNX Runtime: the real-time path)", precision="int8")
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class DemoOptions:
     port: int = 7860
     # "auto" (YOLOX-Nano: $TPOSE_DETECTOR, the cache, or a download), a YOLOX .onnx path, or None (whole image)
     detector: str | None = "auto"
-    weights: tuple[WeightsChoice, ...] = (SHIPPED,)
+    weights: tuple[WeightsChoice, ...] = (SHIPPED, SHIPPED_INT8)
     limits: DemoLimits = field(default_factory=DemoLimits)
     draw_threshold: float = 0.3  # keypoints scoring at least this are drawn
     attention_threshold: float = 0.00075  # the explorer hides attention below this (as `tpose explain`)
