@@ -20,9 +20,10 @@ class TrainingData:
 
 
 def build_datasets(cfg: dict[str, Any], keypoint_set: KeypointSet, input_size: tuple[int, int],
-                   is_main: bool = True) -> TrainingData:
+                   is_main: bool = True, progress: bool = True) -> TrainingData:
     """Every data set read with its own keypoint set and mapped by name onto ``keypoint_set``; training
-    crops augmented and cached, validation read from the original images, as ``tpose eval`` does."""
+    crops augmented and cached, validation read from the original images, as ``tpose eval`` does. A
+    validation set that shares images with the training sets is refused before any crop is cached."""
     dcfg = cfg["data"]
     if not dcfg.get("train"):
         raise ValueError("the config has no data.train section (e.g. {type: lspet, root: ../shared/data/lspet})")
@@ -34,17 +35,17 @@ def build_datasets(cfg: dict[str, Any], keypoint_set: KeypointSet, input_size: t
             max_side=dcfg.get("cache_size"),
             quality=int(dcfg.get("cache_quality", 90)),
             workers=int(dcfg.get("workers", 0)),
-            progress=is_main,
+            progress=is_main and progress,
         )
     common = {"sigma": float(dcfg.get("sigma", 2.0)), "use_joint_weights": bool(dcfg.get("use_joint_weights"))}
     parts = [build_part(spec, keypoint_set) for spec in dcfg["train"]]
+    val_parts = [build_part(spec) for spec in dcfg.get("val") or []]
+    for part in val_parts:
+        check_no_overlap(parts, part)
     records = [r for p in parts for r in p.records]
     train = TopDownDataset(records, keypoint_set, input_size, train=True, augment=augment, cache=cache, **common)
-    val = []
-    for spec in dcfg.get("val") or []:
-        part = build_part(spec)
-        check_no_overlap(parts, part)
-        val.append((part.name, TopDownDataset(part.records, part.keypoint_set, input_size, train=False, **common)))
+    val = [(part.name, TopDownDataset(part.records, part.keypoint_set, input_size, train=False, **common))
+           for part in val_parts]
     return TrainingData(train=train, parts=parts, val=val)
 
 

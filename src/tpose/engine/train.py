@@ -240,7 +240,7 @@ class _Run:
         self.input_size = self.model.config.input_size
         if not info.is_main:
             barrier(info)  # let rank 0 build the crop cache first, then load it
-        self.data = build_datasets(cfg, self.kpset, self.input_size, is_main=info.is_main)
+        self.data = build_datasets(cfg, self.kpset, self.input_size, is_main=info.is_main, progress=progress)
         if info.is_main:
             barrier(info)
             print(f"training on {len(self.data.train)} persons from {len(self.data.parts)} data set(s):\n"
