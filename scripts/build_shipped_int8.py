@@ -34,7 +34,8 @@ from tpose.export.int8 import Int8Options, load_validation, quantize_model
 from tpose.export.onnx_export import export_onnx, set_metadata_props
 from tpose.factory import load_pose_model, shipped_weights
 from tpose.models.onnx_model import OnnxPoseModel
-from tpose.weights.int8 import REALTIME_GATE_KEY, WEIGHTS_HASH_KEY, file_sha256, int8_path, read_int8_metadata
+from tpose.weights.download import sha256_of
+from tpose.weights.int8 import REALTIME_GATE_KEY, WEIGHTS_HASH_KEY, int8_path, read_int8_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 GATE_SETS = ("lspet-val", "mpii-val")  # the sets the real-time gate is decided on
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else int8_path(weights)
     data = read_yaml((Path(args.data)).read_text()) or {}
     loaded = load_pose_model(weights, backend="torch")
-    sha = file_sha256(weights)
+    sha = sha256_of(weights)
     print(f"weights {weights} (sha256 {sha[:12]}...) -> {out}", flush=True)
     with tempfile.TemporaryDirectory(prefix="tpose-shipped-int8-") as tmp:
         fp32 = export_onnx(loaded.model, Path(tmp) / f"{weights.stem}.onnx", keypoint_set=loaded.keypoint_set)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import socket
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,9 +18,8 @@ import pytest
 from tpose.demo import DemoEngine, DemoLimits, DemoOptions
 from tpose.demo.app import launch_app
 
-from .conftest import DETECTOR
+from .conftest import DETECTOR, chromium
 from .test_demo import PHOTOS, write_video
-from .test_explain_html import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.slow
 
@@ -41,19 +39,7 @@ def app_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set TPOSE_CHROMIUM)")
-    manager = sync_api.sync_playwright().start()
-    try:
-        browser = manager.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--autoplay-policy="
-                                                                           "no-user-gesture-required"])
-    except Exception as err:  # any launch failure means no browser here
-        manager.stop()
-        pytest.skip(f"Chromium at {CHROMIUM} cannot be launched: {err}")
-    yield browser
-    browser.close()
-    manager.stop()
+    yield from chromium("--autoplay-policy=no-user-gesture-required")
 
 
 @pytest.fixture

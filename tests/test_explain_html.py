@@ -6,9 +6,7 @@ Debian's ``chromium`` at /usr/bin/chromium (or $TPOSE_CHROMIUM); it is skipped w
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,13 +33,8 @@ from tpose.explain.html_page import (
     write_attention_page,
 )
 
-from .conftest import tiny_model
+from .conftest import chromium, tiny_model
 
-CHROMIUM = os.environ.get("TPOSE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
-]
 H, W = 64, 48
 
 
@@ -86,18 +79,7 @@ def test_page_is_self_contained(view, tmp_path):
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set TPOSE_CHROMIUM)")
-    manager = sync_api.sync_playwright().start()
-    try:
-        browser = manager.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    except Exception as err:  # any launch failure means no browser here
-        manager.stop()
-        pytest.skip(f"Chromium at {CHROMIUM} cannot be launched: {err}")
-    yield browser
-    browser.close()
-    manager.stop()
+    yield from chromium()
 
 
 def _pixels(page, canvas_id: str) -> np.ndarray:

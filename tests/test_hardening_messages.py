@@ -12,27 +12,21 @@ from pathlib import Path
 import pytest
 
 from tpose.cli import main
-from tpose.models.checkpoint import save_weights
 from tpose.utils.files import DiskFullError
 from tpose.utils.oserrors import describe_os_error
 
-from .conftest import REPO, tiny_model
+from .conftest import REPO
 from .synthetic import tiny_train_config, write_coco_dataset
 
 PHOTO = REPO / "docs" / "demo" / "000000000785.jpg"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("TPOSE_OFFLINE", "1")
-    for name in ("TPOSE_WEIGHTS_DIR", "TPOSE_WEIGHTS_BASE_URL", "TPOSE_DETECTOR"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("offline_weights")
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return save_weights(tiny_model(input_size=(64, 48)), tmp_path_factory.mktemp("h2m") / "tiny.safetensors")
+def tiny(tiny_weights) -> Path:
+    return tiny_weights
 
 
 @pytest.fixture

@@ -22,24 +22,18 @@ from tpose.cli import main
 from tpose.inference.draw import MIN_DRAWN_PERSON_SCORE, draw_poses, worth_drawing
 from tpose.inference.predictor import PersonPose
 from tpose.inference.tracking import Tracker
-from tpose.models.checkpoint import save_weights
 
-from .conftest import REPO, tiny_model
+from .conftest import REPO
 
 PHOTO = REPO / "docs" / "demo" / "000000000785.jpg"  # 640x425, COCO image id 785
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("TPOSE_OFFLINE", "1")
-    for name in ("TPOSE_WEIGHTS_DIR", "TPOSE_WEIGHTS_BASE_URL", "TPOSE_DETECTOR"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("offline_weights")
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return save_weights(tiny_model(input_size=(64, 48)), tmp_path_factory.mktemp("h2") / "tiny.safetensors")
+def tiny(tiny_weights) -> Path:
+    return tiny_weights
 
 
 def _dets(path: Path, *records: dict) -> Path:

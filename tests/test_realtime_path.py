@@ -17,10 +17,10 @@ from tpose.export.onnx_export import export_onnx, set_metadata_props
 from tpose.inference import PosePredictor
 from tpose.inference.options import PredictOptions
 from tpose.models.checkpoint import save_weights
+from tpose.weights.download import sha256_of
 from tpose.weights.int8 import (
     WEIGHTS_HASH_KEY,
     Int8MismatchError,
-    file_sha256,
     find_int8,
     int8_path,
     read_int8_metadata,
@@ -40,7 +40,7 @@ def weights_with_int8(tmp_path_factory) -> tuple[Path, Path]:
     weights = save_weights(model, folder / "tiny.safetensors", extra_metadata={"keypoint_set": "lsp14"})
     companion = export_onnx(model, int8_path(weights), keypoint_set="lsp14")
     info = read_int8_metadata(companion)
-    info.update({"precision": "int8", WEIGHTS_HASH_KEY: file_sha256(weights)})
+    info.update({"precision": "int8", WEIGHTS_HASH_KEY: sha256_of(weights)})
     set_metadata_props(companion, {"tpose": json.dumps(info)})
     return Path(weights), companion
 

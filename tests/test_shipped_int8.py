@@ -9,11 +9,11 @@ import re
 import pytest
 
 from tpose.factory import shipped_weights
+from tpose.weights.download import sha256_of
 from tpose.weights.int8 import (
     REALTIME_GATE_KEY,
     WEIGHTS_HASH_KEY,
     check_int8,
-    file_sha256,
     find_int8,
     int8_path,
     read_int8_metadata,
@@ -34,7 +34,7 @@ def test_the_shipped_int8_model_was_made_from_the_shipped_weights() -> None:
     weights = shipped_weights()
     meta = read_int8_metadata(int8_path(weights))
     assert meta.get("precision") == "int8" and meta.get("quantization")
-    assert meta.get(WEIGHTS_HASH_KEY) == file_sha256(weights), (
+    assert meta.get(WEIGHTS_HASH_KEY) == sha256_of(weights), (
         "the shipped weights changed since their int8 model was built: run python scripts/build_shipped_int8.py")
     check_int8(meta, weights)
 

@@ -324,7 +324,7 @@ def output_stems(source: ImageFiles, out_dir: Path) -> dict[int, str]:
     outputs would land on an input of this run (``-o`` the input folder, which holds ``x.jpg`` and the user's
     own ``x_pose.jpg``).
     """
-    names = [_input_name(source, p) for p in source.paths]
+    names = [source.name_of(p) for p in source.paths]
     stems = [_plain_stem(n) for n in names]
     groups: dict[str, list[int]] = defaultdict(list)
     for i, stem in enumerate(stems):
@@ -345,16 +345,6 @@ def output_stems(source: ImageFiles, out_dir: Path) -> dict[int, str]:
         taken.add(chosen.casefold())
         out[i] = chosen
     return out
-
-
-def _input_name(source: ImageFiles, path: Path) -> str:
-    """The name of ``path`` in the summary and the JSON: relative to the folder given, else the file name."""
-    if source.root is not None:
-        try:
-            return path.relative_to(source.root).as_posix()
-        except ValueError:
-            pass
-    return path.name
 
 
 def _resolved(path: Path) -> Path:

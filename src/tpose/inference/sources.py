@@ -67,9 +67,10 @@ class ImageFiles:
                     raise
                 self.skipped.append(SkippedFile(str(path), str(err)))
                 continue
-            yield Frame(name=self._name(path), image=image, index=index, path=path)
+            yield Frame(name=self.name_of(path), image=image, index=index, path=path)
 
-    def _name(self, path: Path) -> str:
+    def name_of(self, path: Path) -> str:
+        """The name of ``path`` in summaries and JSON: relative to the folder given, else the file name."""
         if self.root is not None:
             try:
                 return path.relative_to(self.root).as_posix()

@@ -10,11 +10,12 @@ weights file changed without rebuilding its int8 model is refused instead of sil
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from .download import sha256_of
 
 INT8_SUFFIX = "_int8.onnx"
 WEIGHTS_HASH_KEY = "weights_sha256"  # in the int8 file's ``tpose`` metadata JSON
@@ -24,15 +25,6 @@ REBUILD_COMMAND = "python scripts/build_shipped_int8.py"
 
 class Int8MismatchError(ValueError):
     """An int8 file whose recorded weights hash is not the hash of the weights it is meant to replace."""
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file, read in 1 MiB blocks (the shipped weights are 20 MiB: about 20 ms)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def int8_path(weights: str | Path) -> Path:
@@ -69,7 +61,7 @@ def check_int8(metadata: Mapping[str, Any], weights: str | Path, int8_file: str 
     """
     where = f"{int8_file}" if int8_file is not None else "the int8 model"
     recorded = metadata.get(WEIGHTS_HASH_KEY)
-    actual = file_sha256(weights)
+    actual = sha256_of(weights)
     if recorded is None:
         raise Int8MismatchError(f"{where} records no {WEIGHTS_HASH_KEY}: it cannot be tied to {weights}; rebuild it "
                                 f"with `{REBUILD_COMMAND}`")
