@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tpose.engine.config import read_yaml
+from tpose.engine.train_config import read_yaml
 
 from tpose.data.keypoint_sets import LIMB_JOINTS
 from tpose.engine.evaluate import evaluate
