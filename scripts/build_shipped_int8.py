@@ -25,11 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from tpose.engine.train_config import read_yaml
-
 from tpose.data.keypoint_sets import LIMB_JOINTS
 from tpose.engine.evaluate import evaluate
 from tpose.engine.options import EvalSettings
+from tpose.engine.train_config import read_yaml
 from tpose.export.int8 import Int8Options, load_validation, quantize_model
 from tpose.export.onnx_export import export_onnx, set_metadata_props
 from tpose.factory import load_pose_model, shipped_weights
