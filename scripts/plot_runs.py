@@ -7,6 +7,10 @@ so the x axis is the work done: the training images each run has seen (``images_
 
     python scripts/plot_runs.py --start 0.6235 0.6998 0.5608 --rate 20.0 \
         "A base=runs/pilot_A/metrics.jsonl" "shipped=runs/shipped/metrics.jsonl" -o docs/figures/pck_vs_cpu_hours.png
+
+A run that starts from another run's final weights (a training cycle of issue 22) is written
+``"LABEL<PARENT=metrics.jsonl"``: it is drawn from the end of PARENT's curve, so the x axis counts the machine
+hours of the whole lineage.
 """
 
 from __future__ import annotations
@@ -52,13 +56,23 @@ def main() -> None:
     p.add_argument("-o", "--out", type=Path, required=True)
     args = p.parse_args()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    ends: dict[str, tuple[float, dict[str, float]]] = {}  # label -> (hours, values) after its last epoch
     for spec in args.runs:
         label, _, file = spec.partition("=")
+        label, _, parent = label.partition("<")
         file, _, rates = file.partition("@")
         hours, values = read_run(Path(file), args.rate, [float(r) for r in rates.split(",")] if rates else None)
+        if parent and parent not in ends:
+            raise SystemExit(f"{spec!r}: run {parent!r} is not given before it (known: {', '.join(ends) or 'none'})")
+        offset, first = ends[parent] if parent else (0.0, None)
+        hours = [offset + h for h in hours]
+        last = {key: next((v for v in reversed(values[key]) if v == v), float("nan")) for key, _ in PANELS}
+        ends[label] = (hours[-1] if hours else offset, last)
         for ax, (key, _) in zip(axes, PANELS, strict=True):
             xs, ys = hours, values[key]
-            if args.start is not None:
+            if first is not None:
+                xs, ys = [offset, *xs], [first[key], *ys]
+            elif args.start is not None:
                 xs, ys = [0.0, *xs], [args.start[PANELS.index((key, _))], *ys]
             kept = [(x, y) for x, y in zip(xs, ys, strict=True) if y == y]  # epochs without validation: skipped
             ax.plot([x for x, _ in kept], [y for _, y in kept], marker="o", ms=3, label=label)

@@ -19,6 +19,7 @@ from .bench.speed import PATHS as BENCH_PATHS
 from .bench.speed import PRECISIONS, SpeedOptions, format_speed, measure_speed, write_speed
 from .codecs import list_decoders
 from .data import LIMB_JOINTS
+from .data.cutoff import CUT_LEVELS
 from .demo import SHIPPED, DemoOptions, WeightsChoice, launch_app
 from .engine.eval_run import run_eval
 from .engine.options import EvalDataSpec, EvalOptions, EvalSettings
@@ -214,7 +215,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     _, weights = _model_and_weights(args)
     if weights is None:
         raise ValueError("tpose eval needs --weights (a tag, a weights file or an .onnx export)")
-    data = EvalDataSpec(args.data, args.root, args.first, args.last, args.image_ids, args.ann_file, args.image_dir)
+    data = EvalDataSpec(args.data, args.root, args.first, args.last, args.image_ids, args.ann_file, args.image_dir,
+                        cut_at=args.cut_at)
     settings = EvalSettings(flip_test=not args.no_flip, decode=args.decode, precision=args.precision,
                             joint_subset=LIMB_JOINTS if args.limbs else None)
     options = EvalOptions(settings=settings, metric=args.metric, detections=args.detections,
@@ -222,6 +224,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                           input_size=args.input_size, batch_size=args.batch_size, results=args.results,
                           report_json=args.report, progress=not args.no_progress)
     if args.detector is not None:  # end to end: the predictor finds the people, annotated persons are matched
+        if args.cut_at:
+            raise ValueError("--cut-at cuts each annotated person's photo at their own torso; with --detector the "
+                             "whole image is searched, so leave out one of the two")
         if args.detections or args.metric not in (None, "pck"):
             raise ValueError("--detector scores PCK of the persons the predictor finds: leave out "
                              "--detections / --metric (or drop --detector to score a detections file)")
@@ -512,6 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-ids", help="a text file of image ids (one per line) to evaluate on, e.g. a split file")
     p.add_argument("--ann-file", help="COCO-format keypoint annotation JSON (any keypoint set it names)")
     p.add_argument("--image-dir", help="folder of the COCO images")
+    p.add_argument("--cut-at", choices=tuple(CUT_LEVELS),
+                   help="persons cut off by the photo's lower edge: end each upright person's image at the chest "
+                        "or just below the hips (joints below are not scored)")
     p.add_argument("--detections", help="COCO detection-results JSON: evaluate with detector boxes")
     p.add_argument("--detector", nargs="?", const="auto",
                    help="end to end: the predictor finds the people (YOLOX-Nano, or this .onnx), annotated persons "

@@ -13,6 +13,7 @@ from torch.utils.data import Dataset, get_worker_info
 
 from ..codecs import BOX_PADDING, SIGMA, HeatmapCodec, affine_points, normalize_image
 from .crop_cache import CachedCrops, CropCache
+from .cutoff import blank_below, cut_record, cut_row
 from .image_io import read_image
 from .keypoint_sets import KeypointSet, get_keypoint_set
 from .records import PersonRecord
@@ -138,20 +139,48 @@ class TopDownDataset(Dataset):
             self._rng_key = key
         return self._rng
 
-    def crop_params(self, index: int, rng: np.random.Generator | None = None) -> CropParams:
-        """The crop of sample ``index``: the box's own in eval mode, a random augmentation in training."""
-        center, scale = self.centers[index], self.scales[index]
+    def crop_params(
+        self, index: int, rng: np.random.Generator | None = None, record: PersonRecord | None = None
+    ) -> CropParams:
+        """The crop of sample ``index``: the box's own in eval mode, a random augmentation in training.
+
+        ``record`` (e.g. the sample cut off by ``sample_cutoff``) replaces the stored record's box and joints.
+        """
+        if record is None:
+            center, scale, kpts = self.centers[index], self.scales[index], self.records[index].keypoints
+        else:
+            x, y, bw, bh = (float(v) for v in record.box)
+            center, scale = self.codec.box_to_center_scale((x, y, max(bw, 1.0), max(bh, 1.0)))
+            kpts = record.keypoints
         if self.augment is None:
-            return CropParams(center=center.copy(), scale=scale.copy())
+            return CropParams(center=np.array(center, dtype=np.float32), scale=np.array(scale, dtype=np.float32))
         return sample_crop_params(
             rng if rng is not None else self.rng(),
             center,
             scale,
-            self.records[index].keypoints,
+            kpts,
             self.lower_mask,
             self.aspect_ratio,
             self.augment,
         )
+
+    def sample_cutoff(self, index: int, rng: np.random.Generator | None = None) -> PersonRecord | None:
+        """Sample ``index`` as if its photo ended at a random torso level (``augment.cutoff_prob``), else None.
+
+        Nothing is drawn when the probability is 0, so runs without the lever replay exactly as before.
+        """
+        aug = self.augment
+        if aug is None or aug.cutoff_prob <= 0:
+            return None
+        rng = rng if rng is not None else self.rng()
+        if rng.random() >= aug.cutoff_prob:
+            return None
+        rec = self.records[index]
+        row = cut_row(rec.keypoints, self.keypoint_set, rng.uniform(*aug.cutoff_levels))
+        if row is None:
+            return None
+        cut = cut_record(rec, row)
+        return cut if int((cut.keypoints[:, 2] > 0).sum()) >= 2 else None
 
     def pixel_params(self, rng: np.random.Generator | None = None) -> PixelParams | None:
         """Photometric augmentation of one training crop (None in eval mode)."""
@@ -160,7 +189,8 @@ class TopDownDataset(Dataset):
         return sample_pixel_params(rng if rng is not None else self.rng(), self.augment)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return self.get_sample(index, self.crop_params(index), self.pixel_params())
+        record = self.sample_cutoff(index)
+        return self.get_sample(index, self.crop_params(index, record=record), self.pixel_params(), record=record)
 
     def load_source(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Pixels to crop from and the matrix from original image coordinates into them (None: the image itself)."""
@@ -168,14 +198,19 @@ class TopDownDataset(Dataset):
             return self.crops.get(index)
         return read_image(self.records[index].image_path), None
 
-    def get_sample(self, index: int, params: CropParams, pixels: PixelParams | None = None) -> dict[str, torch.Tensor]:
-        """Sample ``index`` cropped with ``params`` and changed by ``pixels`` (deterministic given both)."""
-        rec = self.records[index]
+    def get_sample(
+        self, index: int, params: CropParams, pixels: PixelParams | None = None, record: PersonRecord | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Sample ``index`` cropped with ``params`` and changed by ``pixels`` (deterministic given both);
+        ``record`` replaces the stored one (same image), e.g. a cut-off copy of it."""
+        rec = record if record is not None else self.records[index]
         h, w = self.input_size
         source, to_source = self.load_source(index)
         matrix = crop_matrix(params, (h, w))
         warp = matrix if to_source is None else compose(matrix, cv2.invertAffineTransform(to_source))
         image = cv2.warpAffine(source, warp, (w, h), flags=cv2.INTER_LINEAR)
+        if rec.image_bottom is not None:  # the photo ends there: no pixels below
+            blank_below(image, rec.image_bottom, cv2.invertAffineTransform(matrix))
         if pixels is not None:
             image = apply_pixel_params(image, pixels)
 

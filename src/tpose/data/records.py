@@ -24,6 +24,8 @@ class PersonRecord:
 
     ``area`` is the COCO segment area (used by OKS); when not given it defaults to the box area.
     ``score`` is the detector's confidence (1 for ground truth), ``ann_id`` the source annotation id.
+    ``image_bottom`` (None: the whole image) is the row where the photo ends for this person: pixels at or
+    below it are blanked when cropping (a person cut off at the chest or hips, see ``data.cutoff``).
     """
 
     image_path: str
@@ -33,6 +35,7 @@ class PersonRecord:
     score: float = 1.0
     area: float = 0.0
     ann_id: int = -1
+    image_bottom: float | None = None
 
     def __post_init__(self) -> None:
         self.image_path = str(self.image_path)
@@ -46,6 +49,7 @@ class PersonRecord:
         self.image_id = int(self.image_id)
         self.score = float(self.score)
         self.ann_id = int(self.ann_id)
+        self.image_bottom = None if self.image_bottom is None else float(self.image_bottom)
         self.area = float(self.area) if self.area > 0 else float(max(self.box[2], 0) * max(self.box[3], 0))
 
     @property

@@ -35,6 +35,22 @@ class AugmentConfig:
     blur_prob: float = 0.0  # Gaussian blur, sigma U(0.5, 2) crop pixels (out of focus, motion, low resolution)
     occlusion_prob: float = 0.0  # 1-3 random rectangles of random colour over the crop; the labels stay
     occlusion_max_area: float = 0.2  # each rectangle covers at most this share of the crop
+    # persons cut off by the photo's lower edge (data.cutoff): the share of samples cut, and the torso levels
+    # (0 shoulders, 1 hips) the edge is drawn from, uniformly
+    cutoff_prob: float = 0.0
+    cutoff_levels: tuple[float, float] = (0.4, 1.6)
+
+    def __post_init__(self) -> None:
+        probs = {n: getattr(self, n) for n in ("half_body_prob", "rotation_prob", "flip_prob", "grayscale_prob",
+                                                "blur_prob", "occlusion_prob", "cutoff_prob")}
+        for name, value in probs.items():
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"augment.{name} is a probability: give a value from 0 to 1, got {value}")
+        lo, hi = (float(v) for v in self.cutoff_levels)
+        if not lo <= hi:
+            raise ValueError(f"augment.cutoff_levels [{lo}, {hi}]: give the lower torso level first "
+                             "(0 the shoulders, 1 the hips), e.g. [0.4, 1.6]")
+        self.cutoff_levels = (lo, hi)
 
 
 @dataclass

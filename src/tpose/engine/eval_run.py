@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from ..data import TopDownDataset
 from ..data.coco import coco_keypoint_set, load_coco
+from ..data.cutoff import CUT_LEVELS, cut_records
 from ..data.detections import load_detection_records
 from ..data.mixture import build_part
 from ..factory import load_pose_model
@@ -49,6 +50,18 @@ def run_eval(
     else:
         part = build_part(spec)  # the data set's own keypoint set: PCK scores joints it really has
         records, data_set = part.records, part.keypoint_set
+    cut = None
+    if data.cut_at is not None:
+        if boxes == "detector":
+            raise ValueError("--cut-at cuts the annotated persons' photos: it needs ground-truth boxes "
+                             "(leave out --detections)")
+        total = len(records)
+        records = cut_records(records, data_set, CUT_LEVELS[data.cut_at])
+        cut = {"at": data.cut_at, "level": CUT_LEVELS[data.cut_at], "persons": total,
+               "not upright or no torso (skipped)": total - len(records)}
+        if not records:
+            raise ValueError(f"--cut-at {data.cut_at}: none of the {total} persons has a labelled shoulder and hip "
+                             "with the hips below the shoulders; nothing to evaluate")
     coco_gt = load_coco(data.ann_file) if data.data == "coco" else None
     metric = options.metric
     if metric is None:
@@ -64,6 +77,10 @@ def run_eval(
     out = report.to_dict()
     out.update({"weights": loaded.weights, "data": data.data, "input_size": list(size),
                 "precision": settings.precision, "summary": report.summary()})
+    if cut is not None:
+        out["cut"] = cut
+        out["summary"] += (f" (photos cut at the {cut['at']}: {len(records)} of {cut['persons']} persons, "
+                           f"{cut['not upright or no torso (skipped)']} not upright or without a labelled torso)")
     write_report(out, options.report_json)
     return out
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ..data.cutoff import CUT_LEVELS
 from ..data.lspet import VAL_RANGE
 
 EVAL_DATA = ("lspet", "lsp", "coco")
@@ -25,7 +26,9 @@ EVAL_PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # precision -> autocas
 class EvalDataSpec:
     """Which annotated persons to evaluate on: LSPET/LSP (``root`` with joints.mat and images/, image numbers
     ``first``..``last``; LSPET defaults to its validation part) or any COCO-format file (``ann_file``,
-    ``image_dir``); ``image_ids`` (a list or a text file of ids) keeps only those images."""
+    ``image_dir``); ``image_ids`` (a list or a text file of ids) keeps only those images. ``cut_at``
+    (``chest`` or ``hips``, see ``tpose.data.cutoff``) ends every upright person's photo at that height, to
+    measure persons cut off by the image's lower edge, as everyday photos often show them."""
 
     data: str = "lspet"
     root: str | Path | None = None
@@ -34,6 +37,11 @@ class EvalDataSpec:
     image_ids: str | Path | list[int] | None = None
     ann_file: str | Path | None = None
     image_dir: str | Path | None = None
+    cut_at: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.cut_at is not None and self.cut_at not in CUT_LEVELS:
+            raise ValueError(f"--cut-at {self.cut_at!r}: use one of {', '.join(CUT_LEVELS)}")
 
     def part_spec(self) -> dict[str, Any]:
         """The data-part spec of a training config (see ``tpose.data.mixture.build_part``), checked."""
