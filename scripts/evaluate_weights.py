@@ -8,7 +8,8 @@ also LSPET over all 14 joints (flip test only). With ``--detector``, also end to
 predictor finds the people (YOLOX-Nano), annotated persons are matched at IoU >= 0.5, a missed one scores 0
 (``tpose eval --detector``). With ``--cut-too``, also every limb row with each upright person's photo cut at
 the chest and just below the hips (flip test only; ``tpose eval --cut-at``): persons cut off by the lower edge,
-as everyday photos show them and LSP/LSPET almost never do.
+as everyday photos show them and LSP/LSPET almost never do; each beside its control (``--cut-keep-pixels``: the
+same boxes and scored joints, the pixels below left in).
 Prints a markdown table and writes the reports as one JSON.
 """
 
@@ -87,16 +88,17 @@ def main() -> None:
                         f"{m['recall']:.3f}, matched {m['PCK@0.2 of matched']:.4f} |")
             print(rows[-1], flush=True)
     for name, spec, metric in evaluations(args.data) if args.cut_too or args.cut_only else []:
-        for cut in CUT_LEVELS if "12 limbs" in name else ():
+        for cut, keep in ((c, k) for c in CUT_LEVELS for k in (False, True)) if "12 limbs" in name else ():
             started = time.perf_counter()
             options = EvalOptions(settings=EvalSettings(precision=args.precision, joint_subset=LIMB_JOINTS),
                                   metric=metric, progress=False)
-            report = run_eval(args.weights, replace(spec, cut_at=cut), options)
-            key = f"{name}, cut at the {cut}, flip"
+            report = run_eval(args.weights, replace(spec, cut_at=cut, cut_keep_pixels=keep), options)
+            key = f"{name}, cut at the {cut}{', pixels kept' if keep else ''}, flip"
             reports[key] = {"PCK@0.2": report["metrics"]["PCK@0.2"], "persons": report["num_persons"],
                             "cut": report["cut"], "per_joint": report.get("per_joint_pck"),
                             "seconds": round(time.perf_counter() - started, 1)}
-            rows.append(f"| {key} | {report['num_persons']} | {report['metrics']['PCK@0.2']:.4f} | GT, cut |")
+            rows.append(f"| {key} | {report['num_persons']} | {report['metrics']['PCK@0.2']:.4f} | GT, cut "
+                        f"{'(control: pixels kept)' if keep else ''}|")
             print(rows[-1], flush=True)
     print("\n| data | persons | PCK@0.2 | boxes |\n|---|---|---|---|\n" + "\n".join(rows))
     if args.out:

@@ -159,13 +159,19 @@ def test_eval_cut_at_scores_the_upper_body(tmp_path, tiny_weights):
     whole = run_eval(tiny_weights, EvalDataSpec("coco", **spec), options)
     chest = run_eval(tiny_weights, EvalDataSpec("coco", cut_at="chest", **spec), options)
     assert "cut" not in whole
-    assert chest["cut"] == {"at": "chest", "level": 0.5, "persons": 6, "not upright or no torso (skipped)": 0}
+    assert chest["cut"] == {"at": "chest", "level": 0.5, "pixels below kept": False, "persons": 6,
+                            "not upright or no torso (skipped)": 0}
     assert chest["num_persons"] == 6
     scored = [n for n, v in chest["per_joint_pck"].items() if np.isfinite(v)]
     assert not any(w in n for n in scored for w in ("hip", "knee", "ankle", "wrist"))
     assert {"left_shoulder", "right_shoulder"} <= set(scored)
     assert "photos cut at the chest: 6 of 6 persons" in chest["summary"]
     json.dumps(chest)
+    control = run_eval(tiny_weights, EvalDataSpec("coco", cut_at="chest", cut_keep_pixels=True, **spec), options)
+    assert control["cut"]["pixels below kept"] and "boxes and joints cut at the chest" in control["summary"]
+    assert control["num_persons"] == 6 and control["per_joint_pck"].keys() == chest["per_joint_pck"].keys()
+    with pytest.raises(ValueError, match="--cut-keep-pixels is the control of --cut-at"):
+        EvalDataSpec("coco", cut_keep_pixels=True, **spec)
 
 
 def test_eval_cut_at_refuses_what_it_cannot_cut(tmp_path, tiny_weights):

@@ -216,7 +216,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if weights is None:
         raise ValueError("tpose eval needs --weights (a tag, a weights file or an .onnx export)")
     data = EvalDataSpec(args.data, args.root, args.first, args.last, args.image_ids, args.ann_file, args.image_dir,
-                        cut_at=args.cut_at)
+                        cut_at=args.cut_at, cut_keep_pixels=args.cut_keep_pixels)
     settings = EvalSettings(flip_test=not args.no_flip, decode=args.decode, precision=args.precision,
                             joint_subset=LIMB_JOINTS if args.limbs else None)
     options = EvalOptions(settings=settings, metric=args.metric, detections=args.detections,
@@ -520,6 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cut-at", choices=tuple(CUT_LEVELS),
                    help="persons cut off by the photo's lower edge: end each upright person's image at the chest "
                         "or just below the hips (joints below are not scored)")
+    p.add_argument("--cut-keep-pixels", action="store_true",
+                   help="the control of --cut-at: its boxes and scored joints, but the pixels below left in")
     p.add_argument("--detections", help="COCO detection-results JSON: evaluate with detector boxes")
     p.add_argument("--detector", nargs="?", const="auto",
                    help="end to end: the predictor finds the people (YOLOX-Nano, or this .onnx), annotated persons "

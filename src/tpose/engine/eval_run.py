@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,10 @@ def run_eval(
                              "(leave out --detections)")
         total = len(records)
         records = cut_records(records, data_set, CUT_LEVELS[data.cut_at])
-        cut = {"at": data.cut_at, "level": CUT_LEVELS[data.cut_at], "persons": total,
+        if data.cut_keep_pixels:
+            records = [replace(r, image_bottom=None) for r in records]
+        cut = {"at": data.cut_at, "level": CUT_LEVELS[data.cut_at], "pixels below kept": data.cut_keep_pixels,
+               "persons": total,
                "not upright or no torso (skipped)": total - len(records)}
         if not records:
             raise ValueError(f"--cut-at {data.cut_at}: none of the {total} persons has a labelled shoulder and hip "
@@ -79,7 +83,8 @@ def run_eval(
                 "precision": settings.precision, "summary": report.summary()})
     if cut is not None:
         out["cut"] = cut
-        out["summary"] += (f" (photos cut at the {cut['at']}: {len(records)} of {cut['persons']} persons, "
+        what = "boxes and joints cut" if data.cut_keep_pixels else "photos cut"
+        out["summary"] += (f" ({what} at the {cut['at']}: {len(records)} of {cut['persons']} persons, "
                            f"{cut['not upright or no torso (skipped)']} not upright or without a labelled torso)")
     write_report(out, options.report_json)
     return out

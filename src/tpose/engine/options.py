@@ -28,7 +28,9 @@ class EvalDataSpec:
     ``first``..``last``; LSPET defaults to its validation part) or any COCO-format file (``ann_file``,
     ``image_dir``); ``image_ids`` (a list or a text file of ids) keeps only those images. ``cut_at``
     (``chest`` or ``hips``, see ``tpose.data.cutoff``) ends every upright person's photo at that height, to
-    measure persons cut off by the image's lower edge, as everyday photos often show them."""
+    measure persons cut off by the image's lower edge, as everyday photos often show them; with
+    ``cut_keep_pixels`` the boxes and scored joints are those of the cut but the pixels below stay (the
+    control that tells what the missing pixels cost from what the smaller set of joints does)."""
 
     data: str = "lspet"
     root: str | Path | None = None
@@ -38,10 +40,13 @@ class EvalDataSpec:
     ann_file: str | Path | None = None
     image_dir: str | Path | None = None
     cut_at: str | None = None
+    cut_keep_pixels: bool = False
 
     def __post_init__(self) -> None:
         if self.cut_at is not None and self.cut_at not in CUT_LEVELS:
             raise ValueError(f"--cut-at {self.cut_at!r}: use one of {', '.join(CUT_LEVELS)}")
+        if self.cut_keep_pixels and self.cut_at is None:
+            raise ValueError("--cut-keep-pixels is the control of --cut-at: give --cut-at chest or hips too")
 
     def part_spec(self) -> dict[str, Any]:
         """The data-part spec of a training config (see ``tpose.data.mixture.build_part``), checked."""
