@@ -77,6 +77,23 @@ def test_metadata_survives_without_the_json(tmp_path: Path) -> None:
     assert load_model(path).config == model.config
 
 
+def test_files_from_before_the_input_size_rename_still_load(tmp_path: Path) -> None:
+    """tpose wrote the input size as ``image_size`` until 2026-12-03: users' weights of then load as they were."""
+    from safetensors.torch import load_file, save_file
+
+    model = tiny_model(input_size=(64, 48))
+    path = save_weights(model, tmp_path / "w.safetensors")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta["model"]["image_size"] = meta["model"].pop("input_size")
+    old = json.dumps(meta)
+    save_file(load_file(str(path)), str(path), metadata={"tpose": old})
+    path.with_suffix(".json").write_text(old)
+    again = load_model(path)
+    assert again.config == model.config and again.config.input_size == (64, 48)
+    for k, v in model.state_dict().items():
+        assert torch.equal(again.state_dict()[k], v), k
+
+
 def test_variant_and_keypoint_set_recorded(tmp_path: Path) -> None:
     model = tpose.create_model("transpose_r_a3")
     meta = json.loads(save_weights(model, tmp_path / "r.safetensors").with_suffix(".json").read_text())

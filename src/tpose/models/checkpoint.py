@@ -471,6 +471,15 @@ def save_released_layout(model: TransPose, path: str | Path) -> Path:
     return path
 
 
+def _current_model_entry(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """A file's recorded architecture in today's key names: files that tpose wrote before 2026-12-03 call the
+    input size (H, W) ``image_size``; they are the users' trained weights and must keep loading."""
+    entry = dict(saved)
+    if "image_size" in entry and "input_size" not in entry:
+        entry["input_size"] = entry.pop("image_size")
+    return entry
+
+
 def load_model(path: str | Path, strict: bool = True, spec: BuildSpec | None = None) -> TransPose:
     """The model a weights file is for, with its weights loaded: file -> its metadata -> model, in one pass.
 
@@ -485,7 +494,7 @@ def load_model(path: str | Path, strict: bool = True, spec: BuildSpec | None = N
     label = _label(path)
     saved = metadata.get("model") if metadata else None
     if isinstance(saved, Mapping):
-        config = ModelConfig.from_dict(dict(saved))
+        config = ModelConfig.from_dict(_current_model_entry(saved))
         name = (metadata or {}).get("variant") or variant_name(config)
         if spec.variant is not None and name is not None and name != spec.variant:
             raise VariantMismatchError(f"{label} holds {name} weights (its metadata says so), not {spec.variant}",
