@@ -246,3 +246,25 @@ def test_onnx_backend_matches_torch(tiny: tpose.TransPose, tmp_path: Path) -> No
         np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
     with pytest.raises(NotImplementedError, match="torch backend"):
         onnx_pred.forward_crops(patches, return_attention=True)
+
+
+def test_persons_too_unsure_to_draw_are_counted_and_explained(tiny: tpose.TransPose, tmp_path: Path) -> None:
+    """A photo whose persons are all too unsure to draw must not leave the user with a bare picture and no word."""
+    from tpose.inference.draw import worth_drawing
+    from tpose.inference.predict_job import summary_notes
+
+    img = tmp_path / "photo.jpg"
+    assert cv2.imwrite(str(img), np.random.default_rng(1).integers(0, 255, (60, 80, 3), dtype=np.uint8))
+    options = PredictOptions(detector=DetectorOptions(None), progress=False)
+    summary = run_predict(img, tmp_path / "out", model=tiny, options=options)
+    record = json.loads((tmp_path / "out" / "photo_pose.json").read_text())
+    persons = [PersonPose(keypoints=np.array([[0.0, 0.0]] * len(p["keypoints"]), np.float32),
+                          scores=np.array([k[2] for k in p["keypoints"].values()], np.float32),
+                          box=np.array(p["box"], np.float32), box_score=p["box_score"], score=p["score"])
+               for p in record["persons"]]
+    unsure = sum(not worth_drawing(p, OutputOptions().draw_threshold) for p in persons)
+    assert unsure == 1  # random weights: a flat heatmap, no keypoint worth drawing
+    assert summary["not_drawn"] == unsure and summary["persons"] == 1
+    assert any(n.startswith("1 of the 1 person(s) found are not drawn: their poses are unsure")
+               for n in summary_notes(summary))
+    assert not any("not drawn" in n for n in summary_notes({**summary, "not_drawn": 0}))

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from ..data.keypoint_sets import KeypointSet
 from ..utils.files import atomic_write
 from .detector import PersonDetector
-from .draw import draw_poses
+from .draw import MIN_DRAWN_KEYPOINTS, MIN_DRAWN_PERSON_SCORE, draw_poses, worth_drawing
 from .options import OutputOptions, PredictOptions
 from .predictor import PersonPose, PosePredictor
 from .results import coco_absent_joints, coco_keypoint_results, image_record, video_record, write_json
@@ -120,7 +120,8 @@ def run_predict(
 
 
 def summary_notes(summary: dict[str, Any]) -> list[str]:
-    """The lines ``tpose predict`` prints about renamed outputs, left-out earlier outputs and an interruption."""
+    """The lines ``tpose predict`` prints about renamed outputs, left-out earlier outputs, persons found but too
+    unsure to draw, and an interruption."""
     notes = []
     renamed = summary.get("renamed") or {}
     if renamed:
@@ -131,6 +132,11 @@ def summary_notes(summary: dict[str, Any]) -> list[str]:
     if own:
         shown = ", ".join(Path(p).name for p in own[:4]) + (" ..." if len(own) > 4 else "")
         notes.append(f"left out {len(own)} image(s) that tpose predict drew earlier: {shown}")
+    if summary.get("not_drawn"):
+        notes.append(f"{summary['not_drawn']} of the {summary['persons']} person(s) found are not drawn: their poses "
+                     f"are unsure (person score under {MIN_DRAWN_PERSON_SCORE}, or fewer than {MIN_DRAWN_KEYPOINTS} "
+                     "keypoints over --draw-threshold), as for people cut off by the photo's edge or in dim "
+                     "light; the JSON lists them with their scores")
     if summary.get("interrupted"):
         done = f"{summary['processed']} frame(s)" if summary.get("kind") == "video" else (
             f"{summary['processed']} image(s)")
@@ -188,6 +194,7 @@ class _Outputs:
     renamed: dict[str, str] = field(default_factory=dict)  # input -> its outputs' stem, where the plain one clashed
     processed: int = 0
     persons: int = 0
+    not_drawn: int = 0  # persons of photos found but too unsure to draw (see draw.worth_drawing)
     writer: Any = None
 
     @property
@@ -201,6 +208,8 @@ class _Outputs:
         if self.options.save_images:
             drawn = draw_poses(frame.image, persons, self.keypoint_set, threshold=self.options.draw_threshold,
                                draw_boxes=self.options.draw_boxes)
+            if not self.is_video:
+                self.not_drawn += sum(not worth_drawing(p, self.options.draw_threshold) for p in persons)
         image_id = self._add_video_frame(frame, persons, drawn) if self.is_video else self._add_image(
             frame, persons, drawn)
         if self.options.coco_results is not None:
@@ -284,6 +293,7 @@ def _summary(
         "no_person": written.empty_images,
         "processed": written.processed,
         "persons": written.persons,
+        "not_drawn": written.not_drawn,
         "skipped": [s.to_dict() for s in source.skipped],
         "outputs": written.files,
     }
