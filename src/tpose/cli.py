@@ -224,9 +224,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                           input_size=args.input_size, batch_size=args.batch_size, results=args.results,
                           report_json=args.report, progress=not args.no_progress)
     if args.detector is not None:  # end to end: the predictor finds the people, annotated persons are matched
-        if args.cut_at:
-            raise ValueError("--cut-at cuts each annotated person's photo at their own torso; with --detector the "
-                             "whole image is searched, so leave out one of the two")
         if args.detections or args.metric not in (None, "pck"):
             raise ValueError("--detector scores PCK of the persons the predictor finds: leave out "
                              "--detections / --metric (or drop --detector to score a detections file)")

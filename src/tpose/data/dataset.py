@@ -110,12 +110,16 @@ class TopDownDataset(Dataset):
         centers = np.zeros((n, 2), dtype=np.float32)
         scales = np.zeros((n, 2), dtype=np.float32)
         for i, rec in enumerate(self.records):
-            x, y, bw, bh = (float(v) for v in rec.box)
-            if not np.isfinite([x, y, bw, bh]).all():
+            if not np.isfinite(rec.box).all():
                 raise ValueError(f"record {i} {rec.describe()} has a non-finite box {rec.box.tolist()}")
-            # a degenerate box still needs a valid crop; one pixel is the smallest extent
-            centers[i], scales[i] = self.codec.box_to_center_scale((x, y, max(bw, 1.0), max(bh, 1.0)))
+            centers[i], scales[i] = self._center_scale(rec)
         return centers, scales
+
+    def _center_scale(self, record: PersonRecord) -> tuple[np.ndarray, np.ndarray]:
+        """The crop centre and scale of ``record``'s box; a degenerate box still needs a valid crop, so one
+        pixel is the smallest extent."""
+        x, y, bw, bh = (float(v) for v in record.box)
+        return self.codec.box_to_center_scale((x, y, max(bw, 1.0), max(bh, 1.0)))
 
     def __len__(self) -> int:
         return len(self.records)
@@ -149,9 +153,7 @@ class TopDownDataset(Dataset):
         if record is None:
             center, scale, kpts = self.centers[index], self.scales[index], self.records[index].keypoints
         else:
-            x, y, bw, bh = (float(v) for v in record.box)
-            center, scale = self.codec.box_to_center_scale((x, y, max(bw, 1.0), max(bh, 1.0)))
-            kpts = record.keypoints
+            (center, scale), kpts = self._center_scale(record), record.keypoints
         if self.augment is None:
             return CropParams(center=np.array(center, dtype=np.float32), scale=np.array(scale, dtype=np.float32))
         return sample_crop_params(

@@ -174,6 +174,9 @@ def run_detected_eval(
     detector = detector or DetectorOptions()
     if detector.whole_image:
         raise ValueError("tpose eval --detector needs a detector (auto or a YOLOX .onnx file)")
+    if data.cut_at is not None:
+        raise ValueError("--cut-at cuts each annotated person's photo at their own torso; with --detector the "
+                         "whole image is searched, so leave out one of the two")
     settings = options.settings
     part = build_part(data.part_spec())
     finder = detector.build()
